@@ -1,0 +1,139 @@
+"""The agent's HTTP side: ``/metrics``, ``/healthz`` and the JSON API under ``/api``.
+
+The app reads the running agent through a small :class:`AgentView` protocol, so the
+dashboard (and tests) can mount it over any agent. When a token is configured every
+request but ``/healthz`` (and ``/metrics`` with ``server.public_metrics``) must carry it as
+``Authorization: Bearer <token>``; it is compared in constant time.
+"""
+
+from __future__ import annotations
+
+import hmac
+import time
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any, Protocol
+
+from fastapi import FastAPI, HTTPException, Query, Request, Response
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+
+from fastmango import __version__
+from fastmango.agent.exporter import Exporter
+from fastmango.agent.settings import Settings, parse_duration
+from fastmango.agent.store import Store, parse_match
+from fastmango.series import MetricSpec
+
+
+class AgentView(Protocol):
+    settings: Settings
+    exporter: Exporter
+    store: Store
+    specs: dict[str, MetricSpec]
+
+    def status(self) -> dict[str, Any]: ...
+
+
+def parse_time(value: str | None, now: float) -> float | None:
+    """Unix seconds, or a duration meaning that long ago (``15m``, ``7d``)."""
+    if value is None or value == "":
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        pass
+    try:
+        return now - float(parse_duration(value))
+    except ValueError:
+        raise ValueError(f"{value!r} is neither Unix seconds nor a duration like 15m") from None
+
+
+def create_app(agent: AgentView) -> FastAPI:
+    app = FastAPI(
+        title="fastmango agent",
+        version=__version__,
+        docs_url="/api/docs",
+        openapi_url="/api/openapi.json",
+        redoc_url=None,
+    )
+    server = agent.settings.server
+    token = server.token.get_secret_value().encode() if server.token else None
+    open_paths = {"/healthz"} | ({"/metrics"} if server.public_metrics else set())
+
+    @app.middleware("http")
+    async def require_token(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        if token is not None and request.url.path not in open_paths:
+            given = request.headers.get("authorization", "")
+            scheme, _, credential = given.partition(" ")
+            if scheme.lower() != "bearer" or not hmac.compare_digest(credential.encode(), token):
+                return JSONResponse(
+                    {"detail": "a valid bearer token is required"},
+                    status_code=401,
+                    headers={"WWW-Authenticate": "Bearer"},
+                )
+        return await call_next(request)
+
+    @app.get("/healthz", summary="Liveness: the agent is running")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok", "version": __version__}
+
+    @app.get("/metrics", summary="Prometheus exposition of the latest snapshot")
+    async def metrics(request: Request) -> Response:
+        body, content_type, gz = agent.exporter.body(
+            request.headers.get("accept", ""), request.headers.get("accept-encoding", "")
+        )
+        headers = {"Vary": "Accept, Accept-Encoding"}
+        if gz:
+            headers["Content-Encoding"] = "gzip"
+        return Response(body, media_type=content_type, headers=headers)
+
+    @app.get("/api/status", summary="Agent, collectors and store status")
+    async def status() -> dict[str, Any]:
+        return agent.status()
+
+    @app.get("/api/catalogue", summary="Every series the agent may expose")
+    async def catalogue() -> list[dict[str, Any]]:
+        return [
+            {"name": s.name, "type": s.kind, "unit": s.unit, "help": s.help,
+             "labels": list(s.labels)}
+            for s in sorted(agent.specs.values(), key=lambda s: s.name)
+        ]  # fmt: skip
+
+    @app.get("/api/series", summary="A stored series, downsampled to at most 1000 points")
+    async def series(
+        name: Annotated[str, Query(min_length=1, max_length=200, description="Series name")],
+        match: Annotated[
+            str, Query(max_length=2000, description='Label matchers: mode="idle",cpu=~"0|1"')
+        ] = "",
+        start: Annotated[
+            str | None, Query(max_length=40, description="Unix seconds, or 15m = that long ago")
+        ] = None,
+        end: Annotated[str | None, Query(max_length=40, description="Unix seconds or 15m")] = None,
+        step: Annotated[
+            str | None, Query(max_length=40, description="Seconds per point, e.g. 60 or 5m")
+        ] = None,
+        rate: Annotated[bool, Query(description="Per-second rate of a counter")] = False,
+    ) -> dict[str, Any]:
+        now = time.time()
+        try:
+            matchers = parse_match(match)
+            t0, t1 = parse_time(start, now), parse_time(end, now)
+            step_s = float(parse_duration(step)) if step else None
+            if step_s is not None and step_s <= 0:
+                raise ValueError("step must be positive")
+        except ValueError as exc:
+            raise HTTPException(400, str(exc)) from None
+        spec = agent.specs.get(name)
+        if spec is None:
+            raise HTTPException(404, f"no series named {name!r}; see /api/catalogue")
+        if rate and spec.kind != "counter":
+            raise HTTPException(400, f"rate needs a counter; {name} is a {spec.kind}")
+        try:
+            return await run_in_threadpool(
+                agent.store.query, name, matchers, t0, t1, step_s, rate
+            )
+        except ValueError as exc:
+            raise HTTPException(400, str(exc)) from None
+
+    return app

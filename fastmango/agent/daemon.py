@@ -1,0 +1,234 @@
+"""The agent daemon: startup, main loop, graceful shutdown (uvicorn's lifecycle).
+
+One asyncio loop runs everything: uvicorn's ``Server`` for the HTTP side, one
+:class:`~fastmango.agent.scheduler.Runner` per collector, and the task that renders the
+exposition when a snapshot changes. SIGTERM or SIGINT stops it gracefully within
+``shutdown_timeout``; a second SIGINT forces the exit. Handlers are restored afterwards.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import socket
+import sys
+import time
+from collections.abc import Callable, Iterator
+from types import FrameType
+from typing import Any
+
+import uvicorn
+
+from fastmango import __version__
+from fastmango.agent import catalogue
+from fastmango.agent.api import create_app
+from fastmango.agent.exporter import Exporter
+from fastmango.agent.scheduler import CollectorState, Runner
+from fastmango.agent.selfmetrics import SOURCE, SelfMetrics
+from fastmango.agent.settings import Settings
+from fastmango.agent.store import Retention, Store
+from fastmango.collector.base import Collector
+from fastmango.series import MetricSpec, Sample
+
+log = logging.getLogger("fastmango.agent")
+
+
+def default_collectors(settings: Settings) -> list[Collector]:
+    from fastmango.collector.container import ContainerCollector
+    from fastmango.collector.host import HostCollector
+
+    out: list[Collector] = []
+    if settings.collectors.host.enabled:
+        out.append(HostCollector())
+    if settings.collectors.container.enabled:
+        out.append(ContainerCollector())
+    return out
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server without its own signal handling: the agent owns the signals."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A listening socket, or a clear error naming the address."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        return socket.create_server((host, port), family=family, backlog=256)
+    except OSError as exc:
+        hint = " (is another agent running here?)" if exc.errno == 98 else ""
+        raise OSError(exc.errno, f"cannot listen on {host}:{port}: {exc.strerror}{hint}") from None
+
+
+class Agent:
+    """The sidecar agent. ``await Agent(settings).serve()`` runs it until stopped."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        collectors: list[Collector] | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.collectors = default_collectors(settings) if collectors is None else collectors
+        self.specs: dict[str, MetricSpec] = catalogue.index(self.collectors)
+        self._kinds = {name: spec.kind for name, spec in self.specs.items()}
+        st = settings.store
+        self.store = Store(
+            settings.store_path,
+            Retention(st.raw_retention, st.rollup_retention, st.max_size, st.prune_interval),
+            clock=clock,
+        )
+        self.exporter = Exporter(self.specs)
+        self.states = {
+            c.name: CollectorState(
+                c.name, settings.collectors.interval_of(c.name), settings.collectors.timeout
+            )
+            for c in self.collectors
+        }
+        self.started_at = clock()
+        self.url = settings.server.url
+        self.selfmetrics = SelfMetrics(self.store, self.started_at)
+        self._exit = asyncio.Event()
+        self._changed = asyncio.Event()
+        self.ready = asyncio.Event()
+        self._signals: list[int] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    # -- state for the API -----------------------------------------------------------
+    def status(self) -> dict[str, Any]:
+        now = self.clock()
+        return {
+            "version": __version__,
+            "pid": os.getpid(),
+            "url": self.url,
+            "started_at": self.started_at,
+            "uptime_seconds": now - self.started_at,
+            "state_dir": str(self.settings.state_dir),
+            "store": {
+                "path": str(self.store.path),
+                "size_bytes": self.store.size_bytes(),
+                "max_bytes": self.store.retention.max_bytes,
+                "written_samples": self.store.written_samples,
+                "dropped_samples": self.store.dropped_samples,
+                "last_error": self.store.last_error,
+            },
+            "collectors": [s.as_dict() for s in self.states.values()],
+        }
+
+    def publish(self, source: str, samples: list[Sample] | None) -> None:
+        """A collector finished: update its snapshot, store it, refresh self-metrics."""
+        if samples is None:
+            self.exporter.drop(source)
+        else:
+            self.exporter.update(source, samples)
+            self.store.append(samples, self._kinds)
+        self._publish_self()
+
+    def _publish_self(self) -> None:
+        own = self.selfmetrics.samples(self.states.values(), self.clock()).samples
+        self.exporter.update(SOURCE, own)
+        self.store.append(own, self._kinds)
+        self._changed.set()
+
+    # -- lifecycle -------------------------------------------------------------------
+    def request_exit(self) -> None:
+        self._exit.set()
+
+    def _on_signal(self, sig: int, frame: FrameType | None) -> None:
+        if self._exit.is_set() and sig == signal.SIGINT:
+            sys.stderr.write("fastmango: second interrupt, exiting now\n")
+            os._exit(130)
+        self._signals.append(sig)
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._exit.set)
+
+    @contextlib.contextmanager
+    def _captured_signals(self) -> Iterator[None]:
+        import threading
+
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for s, handler in previous.items():
+                signal.signal(s, handler)
+
+    async def serve(self, sock: socket.socket | None = None) -> int:
+        """Run until a signal or :meth:`request_exit`; return the exit code."""
+        self._loop = asyncio.get_running_loop()
+        with self._captured_signals():
+            await self._startup(sock)
+            try:
+                await self._exit.wait()
+            finally:
+                code = await self._shutdown()
+        return code
+
+    async def _startup(self, sock: socket.socket | None) -> None:
+        cfg = self.settings.server
+        self.store.open()
+        sock = sock or bind(cfg.host, cfg.port)
+        host, port = sock.getsockname()[:2]
+        self.url = cfg.model_copy(update={"port": port}).url
+        self.server = _Server(
+            uvicorn.Config(
+                create_app(self),
+                log_level="warning",
+                access_log=False,
+                lifespan="off",
+                timeout_graceful_shutdown=1,
+                server_header=False,
+            )
+        )
+        self._server_task = asyncio.create_task(self.server.serve(sockets=[sock]))
+        while not self.server.started:
+            if self._server_task.done():
+                self._server_task.result()
+                raise RuntimeError("the HTTP server stopped during startup")
+            await asyncio.sleep(0.005)
+        self._runners = [Runner(c, self.states[c.name], self.publish, self.clock)
+                         for c in self.collectors]  # fmt: skip
+        self._tasks = [asyncio.create_task(r.run(), name=f"collector-{r.state.name}")
+                       for r in self._runners]  # fmt: skip
+        self._tasks.append(asyncio.create_task(self._render_loop(), name="render"))
+        self._publish_self()  # self-metrics are there from the first scrape
+        self.ready.set()
+        log.info("fastmango agent %s serving %s", __version__, self.url)
+
+    async def _render_loop(self) -> None:
+        while True:
+            await self._changed.wait()
+            await asyncio.sleep(0.02)  # coalesce collectors finishing together
+            self._changed.clear()
+            await asyncio.to_thread(self.exporter.render_pending)
+
+    async def _shutdown(self) -> int:
+        deadline = self.settings.shutdown_timeout
+        try:
+            await asyncio.wait_for(self._stop(), deadline)
+        except TimeoutError:
+            log.error("graceful stop took over %gs; exiting anyway", deadline)
+            return 1
+        return 0
+
+    async def _stop(self) -> None:
+        for t in getattr(self, "_tasks", []):
+            t.cancel()
+        await asyncio.gather(*getattr(self, "_tasks", []), return_exceptions=True)
+        if hasattr(self, "server"):
+            self.server.should_exit = True
+            await asyncio.gather(self._server_task, return_exceptions=True)
+        for r in getattr(self, "_runners", []):
+            r.close()
+        await asyncio.to_thread(self.store.close)

@@ -1,0 +1,159 @@
+"""The one typed settings model of the agent and the CLI.
+
+Everything a user can set lives here, with its default and a description; the sample
+config (``fastmango config init``) and the settings reference are generated from it.
+Loading (which files, environment, flags, provenance, error reporting) is in
+:mod:`fastmango.agent.config`.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, model_validator
+
+_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
+_SIZE_UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "kib": 2**10,
+               "mib": 2**20, "gib": 2**30}  # fmt: skip
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmg]i?b|b)?\s*$", re.IGNORECASE)
+
+
+def parse_duration(value: Any) -> Any:
+    """``"10s"``, ``"1.5m"``, ``"2h"``, ``"30d"``, ``"250ms"`` or a number of seconds."""
+    if isinstance(value, str):
+        m = _DURATION.match(value)
+        if not m:
+            raise ValueError("a duration such as 10s, 5m, 2h or 30d")
+        return float(m.group(1)) * _UNITS[m.group(2) or "s"]
+    return value
+
+
+def parse_size(value: Any) -> Any:
+    """``"200MB"``, ``"1GiB"`` or a number of bytes."""
+    if isinstance(value, str):
+        m = _SIZE.match(value)
+        if not m:
+            raise ValueError("a size such as 200MB or 1GiB")
+        return int(float(m.group(1)) * _SIZE_UNITS[(m.group(2) or "").lower()])
+    return value
+
+
+Duration = Annotated[float, BeforeValidator(parse_duration)]
+Size = Annotated[int, BeforeValidator(parse_size)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_default=True)
+
+
+class ServerSettings(_Model):
+    host: str = Field(
+        "127.0.0.1",
+        description="Address the agent's HTTP side (/metrics, /healthz, API, dashboard) binds. "
+        "Anything but loopback requires server.token.",
+    )
+    port: int = Field(9871, ge=1, le=65535, description="TCP port of the agent's HTTP side.")
+    token: SecretStr | None = Field(
+        None,
+        description="Bearer token required on every request except /healthz when the agent "
+        "binds a non-loopback address. Prefer FASTMANGO_SERVER__TOKEN over a file.",
+    )
+    public_metrics: bool = Field(
+        False, description="Serve /metrics without the token (for scrapers that cannot send one)."
+    )
+
+    @property
+    def is_loopback(self) -> bool:
+        if self.host == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(self.host).is_loopback
+        except ValueError:
+            return False
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        if self.host in ("0.0.0.0", "::"):
+            host = "127.0.0.1"
+        return f"http://{host}:{self.port}"
+
+    @model_validator(mode="after")
+    def _token_off_loopback(self) -> ServerSettings:
+        if not self.is_loopback and self.token is None:
+            raise ValueError(
+                f"binding {self.host} (not loopback) requires server.token "
+                "(set FASTMANGO_SERVER__TOKEN)"
+            )
+        return self
+
+
+class CollectorSettings(_Model):
+    enabled: bool = Field(True, description="Run this collector.")
+    interval: Duration | None = Field(
+        None, ge=1, description="Seconds between collections; empty = collectors.interval."
+    )
+
+
+class CollectorsSettings(_Model):
+    interval: Duration = Field(10.0, ge=1, description="Default seconds between collections.")
+    timeout: Duration = Field(
+        5.0, gt=0, description="A collection running longer is counted as failed."
+    )
+    host: CollectorSettings = Field(
+        default_factory=CollectorSettings,
+        description="Host metrics (psutil), node_exporter names.",
+    )
+    container: CollectorSettings = Field(
+        default_factory=CollectorSettings,
+        description="The agent's own cgroup (v1 or v2), cAdvisor names.",
+    )
+
+    def interval_of(self, name: str) -> float:
+        own: CollectorSettings | None = getattr(self, name, None)
+        return own.interval if own is not None and own.interval else self.interval
+
+
+class StoreSettings(_Model):
+    path: Path | None = Field(
+        None, description="SQLite file of the state store; empty = <state_dir>/state.db."
+    )
+    max_size: Size = Field(
+        200 * 10**6, ge=10**6, description="Size the store is pruned under (oldest data first)."
+    )
+    raw_retention: Duration = Field(
+        7200.0, ge=3600, description="How long samples are kept at full resolution."
+    )
+    rollup_retention: Duration = Field(
+        35 * 86400.0, ge=86400, description="How long 1-minute roll-ups are kept."
+    )
+    prune_interval: Duration = Field(
+        60.0, ge=1, description="Seconds between roll-up and pruning passes."
+    )
+
+
+class Settings(_Model):
+    """All settings of fastmango; see ``fastmango config init`` for a commented sample."""
+
+    state_dir: Path = Field(
+        Path(".fastmango"), description="Folder for the agent's state (relative to the app)."
+    )
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        "info", description="Agent log level."
+    )
+    shutdown_timeout: Duration = Field(
+        5.0, gt=0, description="Seconds a graceful stop may take before it is forced."
+    )
+    server: ServerSettings = Field(default_factory=ServerSettings, description="HTTP side.")
+    collectors: CollectorsSettings = Field(
+        default_factory=CollectorsSettings, description="Collection schedule."
+    )
+    store: StoreSettings = Field(default_factory=StoreSettings, description="State store.")
+
+    @property
+    def store_path(self) -> Path:
+        return self.store.path or self.state_dir / "state.db"
