@@ -130,9 +130,7 @@ def create_app(agent: AgentView) -> FastAPI:
         if rate and spec.kind != "counter":
             raise HTTPException(400, f"rate needs a counter; {name} is a {spec.kind}")
         try:
-            return await run_in_threadpool(
-                agent.store.query, name, matchers, t0, t1, step_s, rate
-            )
+            return await run_in_threadpool(agent.store.query, name, matchers, t0, t1, step_s, rate)
         except ValueError as exc:
             raise HTTPException(400, str(exc)) from None
 

@@ -96,7 +96,9 @@ def load(
 
     for key, value in (flags or {}).items():
         if value is not None:
-            _merge(merged, sources, _nest(key, value), f"--{key.rpartition('.')[2]}".replace("_", "-"))
+            _merge(
+                merged, sources, _nest(key, value), f"--{key.rpartition('.')[2]}".replace("_", "-")
+            )
 
     settings: Settings | None = None
     try:
@@ -188,7 +190,9 @@ def _problems(
         if err["type"] == "extra_forbidden":
             known = _known_keys(loc[:-1])
             hint = difflib.get_close_matches(loc[-1], known, n=1)
-            msg = "unknown key" + (f"; did you mean {'.'.join([*loc[:-1], hint[0]])!r}?" if hint else "")
+            msg = "unknown key" + (
+                f"; did you mean {'.'.join([*loc[:-1], hint[0]])!r}?" if hint else ""
+            )
             out.append(ConfigProblem(source, key, msg))
         else:
             message = err["msg"].removeprefix("Value error, ")

@@ -179,7 +179,7 @@ class Agent:
         cfg = self.settings.server
         self.store.open()
         sock = sock or bind(cfg.host, cfg.port)
-        host, port = sock.getsockname()[:2]
+        _host, port = sock.getsockname()[:2]
         self.url = cfg.model_copy(update={"port": port}).url
         self.server = _Server(
             uvicorn.Config(

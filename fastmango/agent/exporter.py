@@ -39,7 +39,7 @@ class Exporter:
         self._specs = specs
         self._snapshots: dict[str, list[Sample]] = {}
         self._registry = CollectorRegistry(auto_describe=False)
-        self._registry.register(self)  # type: ignore[arg-type]
+        self._registry.register(self)
         self._lock = threading.Lock()
         self._generation = 0
         self._rendered_generation = -1
@@ -87,7 +87,7 @@ class Exporter:
 
     def _render(self, openmetrics: bool, compressed: bool) -> bytes:
         if openmetrics:
-            body: bytes = om_exposition.generate_latest(self._registry)
+            body: bytes = om_exposition.generate_latest(self._registry)  # type: ignore[no-untyped-call]
         else:
             body = text_exposition.generate_latest(self._registry)
         return gzip.compress(body, compresslevel=5) if compressed else body

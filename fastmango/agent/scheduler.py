@@ -47,7 +47,8 @@ class CollectorState:
         """Seconds to wait before the next attempt: the interval, or a backoff after failures."""
         if self.failures_in_row == 0:
             return self.interval
-        return min(self.interval * 2 ** (self.failures_in_row - 1), max(MAX_BACKOFF, self.interval))
+        backoff: float = self.interval * 2.0 ** (self.failures_in_row - 1)
+        return min(backoff, max(MAX_BACKOFF, self.interval))
 
     def as_dict(self) -> dict[str, Any]:
         return {

@@ -15,6 +15,7 @@ Reads open their own read-only connections, so they never block the writer.
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import math
@@ -219,9 +220,9 @@ class Store:
                 "INSERT OR IGNORE INTO series (name, labels, kind) VALUES (?, ?, ?)",
                 (sample.name, labels, kind),
             )
-            sid = db.execute(
-                "SELECT id FROM series WHERE name = ? AND labels = ?", key
-            ).fetchone()[0]
+            sid = db.execute("SELECT id FROM series WHERE name = ? AND labels = ?", key).fetchone()[
+                0
+            ]
             self._ids[key] = sid
         return sid
 
@@ -235,7 +236,11 @@ class Store:
                 db.execute("INSERT OR REPLACE INTO meta VALUES ('rolled_until', ?)",
                            (str(self._rolled_until),))  # fmt: skip
             rows = [
-                (self._series_id(db, s, kinds.get(s.name, "gauge")), int(s.timestamp * 1000), s.value)
+                (
+                    self._series_id(db, s, kinds.get(s.name, "gauge")),
+                    int(s.timestamp * 1000),
+                    s.value,
+                )
                 for s in samples
                 if math.isfinite(s.value)
             ]
@@ -385,7 +390,6 @@ class Store:
             "series": out,
         }
 
-
     @staticmethod
     def _raw_points(
         db: sqlite3.Connection, sid: int, counter: bool, start: float, end: float, step_ms: int
@@ -437,7 +441,7 @@ def _minutes(sid: int, rows: Iterable[tuple[int, float]]) -> list[tuple[Any, ...
 def _rates(points: list[list[float]]) -> list[list[float]]:
     """Counter values → per-second rates between consecutive points; a drop is a reset."""
     out = []
-    for (t0, v0), (t1, v1) in zip(points, points[1:], strict=False):
+    for (t0, v0), (t1, v1) in itertools.pairwise(points):
         if t1 <= t0:
             continue
         delta = v1 - v0 if v1 >= v0 else v1

@@ -136,8 +136,8 @@ def test_size_bound_drops_oldest_rollups_first(tmp_path: Path) -> None:
         s.maintain_now()
         with sqlite3.connect(s.path) as db:
             oldest, newest = db.execute("SELECT min(ts), max(ts) FROM rollup_1m").fetchone()
-            pages, free, size = (db.execute(f"PRAGMA {p}").fetchone()[0]
-                                 for p in ("page_count", "freelist_count", "page_size"))  # fmt: skip
+            pragmas = ("page_count", "freelist_count", "page_size")
+            pages, free, size = (db.execute(f"PRAGMA {p}").fetchone()[0] for p in pragmas)
         db.close()
         assert (pages - free) * size <= 2_000_000
         assert newest == int(T0) + 60 * (10 * 1440 - 1)  # the newest data is kept
@@ -162,9 +162,9 @@ def test_matchers(text: str, labels: dict[str, str], expected: bool) -> None:
     assert all(m.matches(labels) for m in parse_match(text)) is expected
 
 
-@pytest.mark.parametrize("text", ['cpu=0', 'cpu="0" mode', 'cpu=~"("', '="x"'])
+@pytest.mark.parametrize("text", ["cpu=0", 'cpu="0" mode', 'cpu=~"("', '="x"'])
 def test_bad_matchers_say_why(text: str) -> None:
-    with pytest.raises(ValueError, match="matcher|regular expression"):
+    with pytest.raises(ValueError, match=r"matcher|regular expression"):
         parse_match(text)
 
 
