@@ -11,7 +11,7 @@ from collections.abc import Iterable
 
 from fastmango.agent import selfmetrics
 from fastmango.collector import container, host
-from fastmango.collector.base import Collector
+from fastmango.collector.base import AnyCollector
 from fastmango.series import MetricSpec, spec_index
 
 #: every family, per source, in the order the reference lists them
@@ -26,7 +26,7 @@ def all_specs() -> list[MetricSpec]:
     return [s for specs in SOURCES.values() for s in specs]
 
 
-def index(collectors: Iterable[Collector] = ()) -> dict[str, MetricSpec]:
+def index(collectors: Iterable[AnyCollector] = ()) -> dict[str, MetricSpec]:
     """Name → spec for the whole catalogue plus any extra collector's own specs."""
     specs = all_specs()
     known = {id(s) for s in specs}

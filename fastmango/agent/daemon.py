@@ -30,17 +30,17 @@ from fastmango.agent.scheduler import CollectorState, Runner
 from fastmango.agent.selfmetrics import SOURCE, SelfMetrics
 from fastmango.agent.settings import Settings
 from fastmango.agent.store import Retention, Store
-from fastmango.collector.base import Collector
+from fastmango.collector.base import AnyCollector
 from fastmango.series import MetricSpec, Sample
 
 log = logging.getLogger("fastmango.agent")
 
 
-def default_collectors(settings: Settings) -> list[Collector]:
+def default_collectors(settings: Settings) -> list[AnyCollector]:
     from fastmango.collector.container import ContainerCollector
     from fastmango.collector.host import HostCollector
 
-    out: list[Collector] = []
+    out: list[AnyCollector] = []
     if settings.collectors.host.enabled:
         out.append(HostCollector())
     if settings.collectors.container.enabled:
@@ -72,7 +72,7 @@ class Agent:
     def __init__(
         self,
         settings: Settings,
-        collectors: list[Collector] | None = None,
+        collectors: list[AnyCollector] | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.settings = settings
@@ -229,6 +229,5 @@ class Agent:
         if hasattr(self, "server"):
             self.server.should_exit = True
             await asyncio.gather(self._server_task, return_exceptions=True)
-        for r in getattr(self, "_runners", []):
-            r.close()
+        await asyncio.gather(*(r.close() for r in getattr(self, "_runners", [])))
         await asyncio.to_thread(self.store.close)

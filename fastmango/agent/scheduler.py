@@ -10,6 +10,7 @@ logged once per failure streak (secrets redacted) and retried with exponential b
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import threading
 import time
@@ -17,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from fastmango.collector.base import Collector
+from fastmango.collector.base import AnyCollector
 from fastmango.redact import redact_secrets
 from fastmango.series import Sample
 
@@ -100,7 +101,7 @@ class Runner:
 
     def __init__(
         self,
-        collector: Collector,
+        collector: AnyCollector,
         state: CollectorState,
         publish: Callable[[str, list[Sample] | None], None],
         clock: Callable[[], float] = time.time,
@@ -145,10 +146,15 @@ class Runner:
         st.series = len(samples)
         self.publish(st.name, samples)
 
-    async def _call(self, fn: Callable[[], T]) -> T:
-        fut = in_daemon_thread(fn, f"collector-{self.state.name}")
-        self._inflight = fut
+    async def _call(self, fn: Callable[[], Any]) -> Any:
+        """Run one step of the collector with the timeout: a coroutine on the loop (it is
+        cancelled at the timeout), a plain function in a daemon thread (it is left to
+        finish, and the collector is not run again until it has)."""
         try:
+            if inspect.iscoroutinefunction(fn):
+                return await asyncio.wait_for(fn(), self.state.timeout)
+            fut = in_daemon_thread(fn, f"collector-{self.state.name}")
+            self._inflight = fut
             return await asyncio.wait_for(asyncio.shield(fut), self.state.timeout)
         except TimeoutError:
             raise TimeoutError(f"timed out after {self.state.timeout:g}s") from None
@@ -166,9 +172,12 @@ class Runner:
             log.debug("collector %s failed again (%d in a row): %s", st.name,
                       st.failures_in_row, message)  # fmt: skip
 
-    def close(self) -> None:
-        if self.state.started:
-            try:
-                self.collector.close()
-            except Exception as exc:  # close must not raise; say so and go on
-                log.debug("collector %s close: %s", self.state.name, redact_secrets(str(exc)))
+    async def close(self) -> None:
+        if not self.state.started:
+            return
+        try:
+            result = self.collector.close()
+            if inspect.isawaitable(result):
+                await asyncio.wait_for(result, self.state.timeout)
+        except Exception as exc:  # close must not raise; say so and go on
+            log.debug("collector %s close: %s", self.state.name, redact_secrets(str(exc)))

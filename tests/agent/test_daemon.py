@@ -181,3 +181,48 @@ async def test_token_is_required_off_loopback_and_compared(tmp_path: Path) -> No
     finally:
         agent.request_exit()
         await asyncio.wait_for(task, 10)
+
+
+class AsyncGood:
+    name: ClassVar[str] = "async_good"
+    specs: ClassVar[list[MetricSpec]] = [SPEC]
+
+    def __init__(self) -> None:
+        self.closed = False
+
+    async def start(self) -> None:
+        await asyncio.sleep(0)
+
+    async def collect(self) -> list[Sample]:
+        b = SampleBuilder(INDEX, time.time())
+        b.add("fastmango_test_value", 7, who="async")
+        return b.samples
+
+    async def close(self) -> None:
+        self.closed = True
+
+
+class AsyncHanging(AsyncGood):
+    name: ClassVar[str] = "async_hanging"
+
+    async def collect(self) -> list[Sample]:
+        await asyncio.sleep(3600)
+        return []
+
+
+async def test_async_collectors_run_on_the_loop_and_are_cancelled_at_timeout(
+    tmp_path: Path,
+) -> None:
+    good, hanging = AsyncGood(), AsyncHanging()
+    agent = Agent(settings_for(tmp_path), collectors=[good, hanging])
+    task = asyncio.create_task(agent.serve(bind("127.0.0.1", 0)))
+    await asyncio.wait_for(agent.ready.wait(), 10)
+    await asyncio.sleep(1.5)
+    async with httpx.AsyncClient(base_url=agent.url) as c:
+        fams = families((await c.get("/metrics")).text)
+    up = {labels["collector"]: v for labels, v in fams["fastmango_collector_up"]}
+    assert up == {"async_good": 1.0, "async_hanging": 0.0}
+    assert agent.states["async_hanging"].last_error == "TimeoutError: timed out after 0.3s"
+    agent.request_exit()
+    assert await asyncio.wait_for(task, 10) == 0
+    assert good.closed
