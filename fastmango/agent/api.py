@@ -13,7 +13,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, Protocol
 
-from fastapi import FastAPI, HTTPException, Query, Request, Response
+from fastapi import FastAPI, HTTPException, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
@@ -31,6 +31,8 @@ class AgentView(Protocol):
     specs: dict[str, MetricSpec]
 
     def status(self) -> dict[str, Any]: ...
+
+    def collector_details(self, name: str) -> dict[str, Any] | None: ...
 
 
 def parse_time(value: str | None, now: float) -> float | None:
@@ -91,6 +93,25 @@ def create_app(agent: AgentView) -> FastAPI:
     @app.get("/api/status", summary="Agent, collectors and store status")
     async def status() -> dict[str, Any]:
         return agent.status()
+
+    @app.get("/api/collectors/{name}", summary="One collector's health and latest details")
+    async def collector(name: Annotated[str, Path(max_length=64)]) -> dict[str, Any]:
+        out = agent.collector_details(name)
+        if out is None:
+            raise HTTPException(404, f"no collector named {name!r}")
+        return out
+
+    @app.get("/api/events", summary="Recorded events (audit, alerts, decisions), newest first")
+    async def events(
+        kind: Annotated[str | None, Query(max_length=40)] = None,
+        since: Annotated[str | None, Query(max_length=40, description="Unix seconds or 1h")] = None,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    ) -> list[dict[str, Any]]:
+        try:
+            t0 = parse_time(since, time.time())
+        except ValueError as exc:
+            raise HTTPException(400, str(exc)) from None
+        return await run_in_threadpool(agent.store.events, kind, t0, limit)
 
     @app.get("/api/catalogue", summary="Every series the agent may expose")
     async def catalogue() -> list[dict[str, Any]]:

@@ -100,6 +100,7 @@ class Agent:
         self._changed = asyncio.Event()
         self.ready = asyncio.Event()
         self._signals: list[int] = []
+        self._subscribers: set[asyncio.Queue[tuple[str, float]]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
 
     # -- state for the API -----------------------------------------------------------
@@ -123,6 +124,26 @@ class Agent:
             "collectors": [s.as_dict() for s in self.states.values()],
         }
 
+    def collector_details(self, name: str) -> dict[str, Any] | None:
+        """A collector's state, plus its ``details()`` (lock chains, top queries…) if any."""
+        state = self.states.get(name)
+        if state is None:
+            return None
+        out = state.as_dict()
+        collector = next(c for c in self.collectors if c.name == name)
+        details = getattr(collector, "details", None)
+        out["details"] = details() if callable(details) and state.started else None
+        return out
+
+    def subscribe(self) -> asyncio.Queue[tuple[str, float]]:
+        """A queue that receives (source, time) each time a collector publishes."""
+        q: asyncio.Queue[tuple[str, float]] = asyncio.Queue(maxsize=256)
+        self._subscribers.add(q)
+        return q
+
+    def unsubscribe(self, q: asyncio.Queue[tuple[str, float]]) -> None:
+        self._subscribers.discard(q)
+
     def publish(self, source: str, samples: list[Sample] | None) -> None:
         """A collector finished: update its snapshot, store it, refresh self-metrics."""
         if samples is None:
@@ -131,6 +152,10 @@ class Agent:
             self.exporter.update(source, samples)
             self.store.append(samples, self._kinds)
         self._publish_self()
+        now = self.clock()
+        for q in list(self._subscribers):
+            with contextlib.suppress(asyncio.QueueFull):  # a slow reader misses a tick
+                q.put_nowait((source, now))
 
     def _publish_self(self) -> None:
         own = self.selfmetrics.samples(self.states.values(), self.clock()).samples

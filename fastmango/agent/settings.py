@@ -99,6 +99,29 @@ class CollectorSettings(_Model):
     )
 
 
+class PostgresCollectorSettings(CollectorSettings):
+    """The app's PostgreSQL (``database_url``) and any further servers."""
+
+    extra_urls: list[SecretStr] = Field(
+        default_factory=list, description="Further PostgreSQL DSNs to watch besides database_url."
+    )
+    statement_timeout: Duration = Field(
+        2.0, gt=0, description="Statement timeout of each monitoring query."
+    )
+    top_queries: int = Field(
+        10, ge=0, le=100, description="Top queries (pg_stat_statements) exposed on /metrics."
+    )
+
+
+class AppCollectorSettings(CollectorSettings):
+    """Scrapes the app's own Prometheus endpoint(s) and derives req/s, latency, errors."""
+
+    metrics_urls: list[str] = Field(
+        default_factory=list,
+        description="The app's metrics endpoints, e.g. http://127.0.0.1:8000/metrics.",
+    )
+
+
 class CollectorsSettings(_Model):
     interval: Duration = Field(10.0, ge=1, description="Default seconds between collections.")
     timeout: Duration = Field(
@@ -111,6 +134,18 @@ class CollectorsSettings(_Model):
     container: CollectorSettings = Field(
         default_factory=CollectorSettings,
         description="The agent's own cgroup (v1 or v2), cAdvisor names.",
+    )
+    postgres: PostgresCollectorSettings = Field(
+        default_factory=PostgresCollectorSettings,
+        description="PostgreSQL (asyncpg), postgres_exporter names; runs when database_url is set.",
+    )
+    gpu: CollectorSettings = Field(
+        default_factory=CollectorSettings,
+        description="NVIDIA GPUs (NVML), dcgm-exporter names; quiet where there is no GPU.",
+    )
+    app: AppCollectorSettings = Field(
+        default_factory=AppCollectorSettings,
+        description="The app's request, latency, error and AI-inference metrics.",
     )
 
     def interval_of(self, name: str) -> float:
@@ -147,6 +182,11 @@ class Settings(_Model):
     )
     shutdown_timeout: Duration = Field(
         5.0, gt=0, description="Seconds a graceful stop may take before it is forced."
+    )
+    database_url: SecretStr | None = Field(
+        None,
+        description="The app's PostgreSQL DSN (FASTMANGO_DATABASE_URL): watched by the postgres "
+        "collector, and the fleet's coordination point.",
     )
     server: ServerSettings = Field(default_factory=ServerSettings, description="HTTP side.")
     collectors: CollectorsSettings = Field(

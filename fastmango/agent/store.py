@@ -3,6 +3,8 @@
 * ``samples``: raw samples at the collection interval, kept ``raw_retention``.
 * ``rollup_1m``: 1-minute roll-ups (min, avg, max, last, count), kept ``rollup_retention``.
 * ``series``: one row per (name, labels), with the family's kind.
+* ``events``: timestamped JSON records by kind (audit, alerts, scaling decisions,
+  releases). They are never pruned by size: the audit trail outlives metrics.
 
 All writes go through one writer thread fed by a queue: the event loop never waits on
 the disk, and SQLite never sees two writers. Each batch is one transaction, so a
@@ -57,6 +59,13 @@ CREATE TABLE IF NOT EXISTS rollup_1m (
     PRIMARY KEY (series_id, ts)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS events (
+    id INTEGER PRIMARY KEY,
+    ts REAL NOT NULL,               -- seconds since the epoch
+    kind TEXT NOT NULL,             -- audit, alert, scaling, release…
+    data TEXT NOT NULL              -- JSON object
+);
+CREATE INDEX IF NOT EXISTS events_kind_ts ON events (kind, ts);
 """
 
 MAX_POINTS = 1000
@@ -173,6 +182,30 @@ class Store:
         except queue.Full:
             self.dropped_samples += len(samples)
 
+    def append_event(self, kind: str, data: Mapping[str, Any], ts: float | None = None) -> None:
+        """Queue one event. Unlike samples, an event is never dropped: this may block."""
+        self._queue.put(("event", (self.clock() if ts is None else ts, kind, dict(data))))
+
+    def events(
+        self, kind: str | None = None, since: float | None = None, limit: int = 100
+    ) -> list[dict[str, Any]]:
+        """The newest events first, optionally of one kind and after ``since``."""
+        sql = "SELECT id, ts, kind, data FROM events WHERE 1 = 1"
+        args: list[Any] = []
+        if kind is not None:
+            sql += " AND kind = ?"
+            args.append(kind)
+        if since is not None:
+            sql += " AND ts >= ?"
+            args.append(since)
+        sql += " ORDER BY ts DESC, id DESC LIMIT ?"
+        args.append(limit)
+        with closing(self._reader()) as db:
+            return [
+                {"id": i, "ts": ts, "kind": k, "data": json.loads(d)}
+                for i, ts, k, d in db.execute(sql, args)
+            ]
+
     def flush(self, timeout: float = 10.0) -> None:
         """Wait until every batch queued so far is committed."""
         done = threading.Event()
@@ -200,6 +233,12 @@ class Store:
             try:
                 if isinstance(item, threading.Event):
                     item.set()
+                elif item[0] == "event":
+                    ts, kind, data = item[1]
+                    self._db.execute(  # type: ignore[union-attr]
+                        "INSERT INTO events (ts, kind, data) VALUES (?, ?, ?)",
+                        (ts, kind, json.dumps(data, separators=(",", ":"), default=str)),
+                    )
                 elif item[0] == "maintain":
                     self._maintain()
                     next_maintenance = time.monotonic() + self.retention.maintenance_every

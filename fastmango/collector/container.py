@@ -139,10 +139,11 @@ def parse_keyed(text: str) -> dict[str, int]:
 def parse_limit(text: str) -> int | None:
     """A limit file (memory.max, pids.max, cfs_quota_us…); None for "max", -1 or huge."""
     value = text.strip()
-    if value == "max":
-        return None
-    n = int(value)
-    return None if n < 0 or n > UNLIMITED else n
+    return None if value == "max" else _limit(int(value))
+
+
+def _limit(n: int | None) -> int | None:
+    return None if n is None or n < 0 or n > UNLIMITED else n
 
 
 def parse_cpu_max(text: str) -> tuple[int | None, int]:
@@ -192,7 +193,8 @@ def _join(mount: str, path: str) -> str:
     without a cgroup namespace sees its host path, but its mount root is its cgroup.
     """
     d = os.path.normpath(os.path.join(mount, path.lstrip("/")))
-    return d if d.startswith(mount) and os.path.isdir(d) else mount
+    inside = d == mount or d.startswith(mount + os.sep)  # "/../x": outside our namespace
+    return d if inside and os.path.isdir(d) else mount
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,6 +214,7 @@ def resolve_cgroup(proc_cgroup_text: str, cgroup_root: str) -> CgroupDirs:
 
     Raises CollectorError when none of them exists under ``cgroup_root``.
     """
+    cgroup_root = os.path.normpath(cgroup_root)
     v1: dict[str, str] = {}
     unified: str | None = None
     for field, path in parse_proc_cgroup(proc_cgroup_text).items():
@@ -299,12 +302,11 @@ def _memory_v1(d: str) -> _Memory | None:
     if usage is None or limit is None:
         return None
     st = parse_keyed(_read(f"{d}/memory.stat") or "")
-    hierarchical = st.get("hierarchical_memory_limit")
     failcnt, oom = _read(f"{d}/memory.failcnt"), _read(f"{d}/memory.oom_control")
     return _Memory(
         usage=int(usage),
         limit=parse_limit(limit),
-        inherited_limit=None if hierarchical is None else parse_limit(str(hierarchical)),
+        inherited_limit=_limit(st.get("hierarchical_memory_limit")),
         inactive_file=st.get("total_inactive_file", st.get("inactive_file")),
         rss=st.get("total_rss"),
         cache=st.get("total_cache"),
@@ -347,7 +349,7 @@ class ContainerCollector:
         ticks_per_second: int | None = None,
     ) -> None:
         self._proc = proc_root
-        self._root = os.path.normpath(cgroup_root)
+        self._root = cgroup_root
         self._pid = pid
         self._clock = clock
         self._monotonic = monotonic

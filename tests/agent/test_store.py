@@ -220,3 +220,18 @@ def test_kill_9_during_heavy_writes_loses_nothing_committed(tmp_path: Path) -> N
     s.append([Sample("m0", (("i", "0"),), 1.0, 1_800_000_000)], {})
     s.flush()
     s.close()
+
+
+def test_events_are_kept_and_listed_newest_first(store: Store) -> None:
+    from fastmango.agent import audit
+
+    audit.record(store, who="alice", action="silence", target="HighErrorRatio",
+                 result="ok", reason="deploy window, token=abcd1234efgh")  # fmt: skip
+    store.append_event("alert", {"rule": "x"}, ts=T0 + 5)
+    store.flush()
+    events = store.events()
+    assert [e["kind"] for e in events] == ["alert", "audit"]
+    [rec] = store.events("audit")
+    assert rec["data"]["who"] == "alice" and rec["data"]["result"] == "ok"
+    assert "abcd1234efgh" not in rec["data"]["reason"]
+    assert store.events("alert", since=T0 + 6) == []
