@@ -1,7 +1,8 @@
 """The embedded state store: one SQLite file in WAL mode.
 
 * ``samples``: raw samples at the collection interval, kept ``raw_retention``.
-* ``rollup_1m``: 1-minute roll-ups (min, avg, max, last, count), kept ``rollup_retention``.
+* ``rollup_1m``: 1-minute roll-ups (min, avg, max, last, count), kept ``rollup_retention``;
+  one compressed row per series and hour (see :mod:`fastmango.agent.rollup`).
 * ``series``: one row per (name, labels), with the family's kind.
 * ``events``: timestamped JSON records by kind (audit, alerts, scaling decisions,
   releases). They are never pruned by size: the audit trail outlives metrics.
@@ -32,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from fastmango.agent import rollup
 from fastmango.errors import StoreError
 from fastmango.series import Kind, Sample
 
@@ -51,13 +53,14 @@ CREATE TABLE IF NOT EXISTS samples (
     value REAL NOT NULL,
     PRIMARY KEY (series_id, ts)
 ) WITHOUT ROWID;
+-- a rowid table: its ~1 kB blobs would spill into overflow pages in a WITHOUT ROWID one
 CREATE TABLE IF NOT EXISTS rollup_1m (
+    id INTEGER PRIMARY KEY,
     series_id INTEGER NOT NULL,
-    ts INTEGER NOT NULL,            -- start of the minute, seconds since the epoch
-    min REAL NOT NULL, avg REAL NOT NULL, max REAL NOT NULL, last REAL NOT NULL,
-    count INTEGER NOT NULL,
-    PRIMARY KEY (series_id, ts)
-) WITHOUT ROWID;
+    hour INTEGER NOT NULL,          -- start of the hour, seconds since the epoch
+    data BLOB NOT NULL,             -- 60 x (min, sum, max, last, count), zlib (rollup.py)
+    UNIQUE (series_id, hour)
+);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS events (
     id INTEGER PRIMARY KEY,
@@ -297,12 +300,12 @@ class Store:
         now = self.clock()
         self._rollup(db, now)
         raw_cut = int((now - self.retention.raw_seconds) * 1000)
-        roll_cut = int(now - self.retention.rollup_seconds)
+        roll_cut = int(now - self.retention.rollup_seconds) // 3600 * 3600
         ids = [r[0] for r in db.execute("SELECT id FROM series")]
         db.execute("BEGIN")
         for sid in ids:  # per series, so each delete walks the primary key
             db.execute("DELETE FROM samples WHERE series_id = ? AND ts < ?", (sid, raw_cut))
-            db.execute("DELETE FROM rollup_1m WHERE series_id = ? AND ts < ?", (sid, roll_cut))
+            db.execute("DELETE FROM rollup_1m WHERE series_id = ? AND hour < ?", (sid, roll_cut))
         db.execute("COMMIT")
         self._enforce_size(db, ids)
         db.executescript("PRAGMA incremental_vacuum;")  # execute() would free one page only
@@ -314,16 +317,28 @@ class Store:
         since = self._rolled_until
         if not since or until <= since:
             return
-        rows = []
+        writes = []
         for (sid,) in db.execute("SELECT id FROM series").fetchall():
             cur = db.execute(
                 "SELECT ts, value FROM samples WHERE series_id = ? AND ts >= ? AND ts < ? "
                 "ORDER BY ts",
                 (sid, since * 1000, until * 1000),
             )
-            rows.extend(_minutes(sid, cur))
+            by_hour: dict[int, list[rollup.Minute]] = {}
+            for m in rollup.minutes_of(cur):
+                by_hour.setdefault(m[0] // 3600 * 3600, []).append(m)
+            for hour, minutes in by_hour.items():
+                row = db.execute(
+                    "SELECT data FROM rollup_1m WHERE series_id = ? AND hour = ?", (sid, hour)
+                ).fetchone()
+                block = rollup.merge(rollup.decode(row[0] if row else None), minutes, hour)
+                writes.append((sid, hour, rollup.encode(block)))
         db.execute("BEGIN")
-        db.executemany("INSERT OR REPLACE INTO rollup_1m VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+        db.executemany(
+            "INSERT INTO rollup_1m (series_id, hour, data) VALUES (?, ?, ?) "
+            "ON CONFLICT (series_id, hour) DO UPDATE SET data = excluded.data",
+            writes,
+        )
         db.execute("INSERT OR REPLACE INTO meta VALUES ('rolled_until', ?)", (str(until),))
         db.execute("COMMIT")
         self._rolled_until = until
@@ -333,19 +348,25 @@ class Store:
         for _ in range(400):
             if self._used_bytes(db) <= self.retention.max_bytes:
                 return
-            oldest = db.execute("SELECT min(ts) FROM rollup_1m").fetchone()[0]
-            table, cut = "rollup_1m", (oldest or 0) + 86400
+            oldest = db.execute("SELECT min(hour) FROM rollup_1m").fetchone()[0]
+            sql, cut = (
+                "DELETE FROM rollup_1m WHERE series_id = ? AND hour < ?",
+                (oldest or 0) + 86400,
+            )
             if oldest is None:
                 oldest_raw = db.execute("SELECT min(ts) FROM samples").fetchone()[0]
                 if oldest_raw is None:
                     return
-                table, cut = "samples", oldest_raw + 600_000
+                sql, cut = (
+                    "DELETE FROM samples WHERE series_id = ? AND ts < ?",
+                    oldest_raw + 600_000,
+                )
             db.execute("BEGIN")
             for sid in ids:
-                db.execute(f"DELETE FROM {table} WHERE series_id = ? AND ts < ?", (sid, cut))
+                db.execute(sql, (sid, cut))
             db.execute("COMMIT")
-            log.info("state store over %d bytes: pruned %s before %s", self.retention.max_bytes,
-                     table, cut)  # fmt: skip
+            log.info("state store over %d bytes: pruned data before %s",
+                     self.retention.max_bytes, cut)  # fmt: skip
 
     @staticmethod
     def _used_bytes(db: sqlite3.Connection) -> int:
@@ -445,36 +466,13 @@ class Store:
     def _rollup_points(
         db: sqlite3.Connection, sid: int, counter: bool, start: float, end: float, step: float
     ) -> list[list[float]]:
-        step_s = int(step)
-        agg = "max(last)" if counter else "sum(avg * count) / sum(count)"
-        sql = (
-            f"SELECT (ts / ?) * ?, {agg} FROM rollup_1m WHERE series_id = ? "
-            "AND ts >= ? AND ts < ? GROUP BY ts / ? ORDER BY 1"
-        )
-        args = (step_s, step_s, sid, int(start) // 60 * 60, int(end), step_s)
-        return [[float(ts), v] for ts, v in db.execute(sql, args)]
-
-
-def _minutes(sid: int, rows: Iterable[tuple[int, float]]) -> list[tuple[Any, ...]]:
-    """Raw (ts_ms, value) rows in time order → one roll-up row per minute."""
-    out: list[tuple[Any, ...]] = []
-    minute = None
-    lo = hi = total = last = 0.0
-    n = 0
-    for ts, value in rows:
-        m = ts // 60000 * 60
-        if m != minute:
-            if minute is not None:
-                out.append((sid, minute, lo, total / n, hi, last, n))
-            minute, lo, hi, total, n = m, value, value, 0.0, 0
-        lo = min(lo, value)
-        hi = max(hi, value)
-        total += value
-        last = value
-        n += 1
-    if minute is not None:
-        out.append((sid, minute, lo, total / n, hi, last, n))
-    return out
+        lo, hi = int(start) // 60 * 60, int(end)
+        blocks = db.execute(
+            "SELECT hour, data FROM rollup_1m WHERE series_id = ? AND hour >= ? AND hour < ? "
+            "ORDER BY hour",
+            (sid, lo // 3600 * 3600, hi),
+        ).fetchall()
+        return rollup.downsample(blocks, lo, hi, int(step), counter)
 
 
 def _rates(points: list[list[float]]) -> list[list[float]]:

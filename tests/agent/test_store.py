@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import random
 import signal
 import sqlite3
 import subprocess
 import sys
 import textwrap
+from array import array
 from pathlib import Path
 
 import pytest
 
+from fastmango.agent import rollup
 from fastmango.agent.store import Retention, Store, parse_match
 from fastmango.series import Sample
 
@@ -71,16 +74,25 @@ def test_rollup_keeps_min_avg_max_last_and_serves_old_ranges(store: Store) -> No
     store.clock_.t = T0 + 180  # type: ignore[attr-defined]
     store.maintain_now()
     with sqlite3.connect(store.path) as db:
-        rows = db.execute(
-            "SELECT r.ts, min, avg, max, last, count FROM rollup_1m r JOIN series s "
-            "ON s.id = r.series_id WHERE s.name = 'g' ORDER BY r.ts"
+        blocks = db.execute(
+            "SELECT r.hour, r.data FROM rollup_1m r JOIN series s ON s.id = r.series_id "
+            "WHERE s.name = 'g' ORDER BY r.hour"
         ).fetchall()
     db.close()
-    assert rows == [(int(T0) + 60 * k, 0.0, 29.5, 59.0, 59.0, 60) for k in range(3)]
+    minutes = []
+    for hour, data in blocks:
+        block = rollup.decode(data)
+        for k in range(60):
+            lo, total, hi, last, n = block[k * 5 : k * 5 + 5]
+            if n:
+                minutes.append((hour + 60 * k, lo, total / n, hi, last, n))
+    assert minutes == [(int(T0) + 60 * k, 0.0, 29.5, 59.0, 59.0, 60) for k in range(3)]
     # a range older than the raw retention is answered from the roll-ups
     store.clock_.t = T0 + 2 * 86400  # type: ignore[attr-defined]
-    out = store.query("c_total", start=T0, end=T0 + 180, rate=True)
+    out = store.query("g", start=T0, end=T0 + 180)
     assert out["source"] == "rollup_1m"
+    assert out["series"][0]["points"] == [[T0 + 60 * k, 29.5] for k in range(3)]
+    out = store.query("c_total", start=T0, end=T0 + 180, rate=True)
     assert [p[1] for p in out["series"][0]["points"]] == [1.0, 1.0]
 
 
@@ -106,11 +118,13 @@ def test_retention_prunes_raw_and_rollups(tmp_path: Path) -> None:
         s.maintain_now()
         with sqlite3.connect(s.path) as db:
             oldest_raw = db.execute("SELECT min(ts) FROM samples").fetchone()[0]
-            n_roll = db.execute("SELECT count(*) FROM rollup_1m").fetchone()[0]
         db.close()
         assert oldest_raw >= (T0 + 3600) * 1000
-        assert n_roll == 120  # both hours rolled up before the raw hour was dropped
-        clock.t = T0 + 86400 + 7200
+        # both hours were rolled up before the raw hour was dropped
+        clock.t = T0 + 2 * 86400 - 3600
+        points = s.query("g", start=T0, end=T0 + 7200, step=60)["series"][0]["points"]
+        assert len(points) == 120
+        clock.t = T0 + 86400 + 7200 + 3600  # retention works in whole hours
         s.maintain_now()
         with sqlite3.connect(s.path) as db:
             assert db.execute("SELECT count(*) FROM rollup_1m").fetchone()[0] == 0
@@ -121,28 +135,34 @@ def test_retention_prunes_raw_and_rollups(tmp_path: Path) -> None:
 
 def test_size_bound_drops_oldest_rollups_first(tmp_path: Path) -> None:
     clock = Clock(T0)
-    s = Store(tmp_path / "s.db", Retention(3600, 40 * 86400, 2_000_000, 3600), clock)
+    s = Store(tmp_path / "s.db", Retention(3600, 40 * 86400, 3_000_000, 3600), clock)
     s.open()
+    rng = random.Random(7)
     try:
-        # 20 series x 10 days of roll-ups written straight in (as weeks of running would)
-        rows = [(sid, int(T0) + 60 * m, 1.0, 2.0, 3.0, 2.5, 6)
-                for sid in range(1, 21) for m in range(10 * 1440)]  # fmt: skip
+        # 20 series x 10 days of noisy hourly blocks, as weeks of running would leave
+        hour0 = int(T0) // 3600 * 3600
+        rows = [
+            (sid, hour0 + 3600 * h,
+             rollup.encode(array("d", (rng.random() for _ in range(300)))))
+            for sid in range(1, 21) for h in range(240)
+        ]  # fmt: skip
         with sqlite3.connect(s.path) as db:
             db.executemany("INSERT INTO series VALUES (?, ?, '{}', 'gauge')",
                            [(i, f"m{i}") for i in range(1, 21)])  # fmt: skip
-            db.executemany("INSERT INTO rollup_1m VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+            db.executemany("INSERT INTO rollup_1m (series_id, hour, data) VALUES (?, ?, ?)", rows)
         db.close()
+        assert s.size_bytes() > 4_000_000
         clock.t = T0 + 10 * 86400
         s.maintain_now()
         with sqlite3.connect(s.path) as db:
-            oldest, newest = db.execute("SELECT min(ts), max(ts) FROM rollup_1m").fetchone()
+            oldest, newest = db.execute("SELECT min(hour), max(hour) FROM rollup_1m").fetchone()
             pragmas = ("page_count", "freelist_count", "page_size")
             pages, free, size = (db.execute(f"PRAGMA {p}").fetchone()[0] for p in pragmas)
         db.close()
-        assert (pages - free) * size <= 2_000_000
-        assert newest == int(T0) + 60 * (10 * 1440 - 1)  # the newest data is kept
+        assert (pages - free) * size <= 3_000_000
+        assert newest == hour0 + 3600 * 239  # the newest data is kept
         assert oldest > T0 + 86400  # the oldest days went
-        assert s.size_bytes() < 4_000_000
+        assert s.size_bytes() < 4_000_000  # and the file shrank (incremental vacuum)
     finally:
         s.close()
 
