@@ -1,0 +1,150 @@
+"""The dashboard's routes: the UI shell, its static files, the overview and the stream."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import html
+import json
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Literal
+
+from fastapi import FastAPI, Query, Request
+from fastapi.responses import HTMLResponse, Response
+from fastapi.sse import EventSourceResponse, ServerSentEvent
+from fastapi.staticfiles import StaticFiles
+from starlette.concurrency import run_in_threadpool
+
+from fastmango import __version__
+from fastmango.agent.auth import PAGE_HEADERS, browser_session
+from fastmango.dashboard import overview as ov
+
+if TYPE_CHECKING:
+    from fastmango.agent.api import AgentView
+
+STATIC = Path(__file__).resolve().parent / "static"
+Range = Literal["15m", "1h", "24h", "7d"]
+
+
+def _fingerprint(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:10]
+
+
+def page_scripts(static: Path = STATIC) -> list[str]:
+    """Script URLs of the shell, in load order: uPlot, app.js, then every page file."""
+    files = [static / "vendor" / "uPlot.iife.min.js", static / "app.js"]
+    files += sorted((static / "pages").glob("*.js"))
+    return [f"/static/{f.relative_to(static).as_posix()}?v={_fingerprint(f)}" for f in files]
+
+
+def render_shell(static: Path = STATIC) -> str:
+    """index.html with its scripts and stylesheets filled in (the CSRF token goes in per
+    request)."""
+    scripts = "\n".join(f'<script src="{html.escape(s)}" defer></script>'
+                        for s in page_scripts(static))  # fmt: skip
+    css = static / "style.css"
+    uplot_css = static / "vendor" / "uPlot.min.css"
+    return (
+        (static / "index.html")
+        .read_text()
+        .replace("{{scripts}}", scripts)
+        .replace("{{style}}", f"/static/style.css?v={_fingerprint(css)}")
+        .replace("{{uplot_css}}", f"/static/vendor/uPlot.min.css?v={_fingerprint(uplot_css)}")
+        .replace("{{version}}", html.escape(__version__))
+    )
+
+
+class OverviewCache:
+    """The last document per (range, parts) for a fraction of its step, so several tabs
+    and live refreshes share one computation; concurrent misses wait for one another."""
+
+    def __init__(self) -> None:
+        self._docs: dict[tuple[str, str], tuple[float, bytes, float]] = {}
+        self._locks: dict[tuple[str, str], asyncio.Lock] = {}
+
+    @staticmethod
+    def ttl(step: float) -> float:
+        return min(30.0, max(0.5, step / 4))
+
+    def get(self, key: tuple[str, str], fresh: bool) -> tuple[bytes, float, bool] | None:
+        """(body, seconds it took, True) while the cached document is young enough."""
+        hit = self._docs.get(key)
+        if hit and not fresh and hit[0] > time.monotonic():
+            return hit[1], hit[2], True
+        return None
+
+    def lock(self, key: tuple[str, str]) -> asyncio.Lock:
+        return self._locks.setdefault(key, asyncio.Lock())
+
+    def put(self, key: tuple[str, str], body: bytes, step: float, took: float) -> None:
+        self._docs[key] = (time.monotonic() + self.ttl(step), body, took)
+
+
+def mount(app: FastAPI, agent: AgentView) -> None:
+    """Add the dashboard's routes to the agent's app."""
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    shell = render_shell()
+    cache = OverviewCache()
+
+    @app.get("/", include_in_schema=False)
+    async def index(request: Request) -> Response:
+        session, cookie = browser_session(request)
+        csrf = session.csrf if session else ""
+        body = shell.replace("{{csrf}}", html.escape(csrf))
+        response = HTMLResponse(body, headers=PAGE_HEADERS)
+        if cookie is not None:
+            request.app.state.auth.set_cookie(response, request, cookie)
+        return response
+
+    @app.get("/api/dashboard/overview", summary="Overview charts and headline, downsampled")
+    async def overview(
+        request: Request,
+        range: Annotated[Range, Query(description="15m, 1h, 24h or 7d")] = "1h",
+        parts: Annotated[Literal["all", "headline"], Query()] = "all",
+    ) -> Response:
+        key = (range, parts)
+        fresh = "no-cache" in request.headers.get("cache-control", "")
+        hit = cache.get(key, fresh)
+        if hit is None:
+            async with cache.lock(key):
+                hit = cache.get(key, fresh)
+                if hit is None:
+                    began = time.perf_counter()
+                    doc = await run_in_threadpool(
+                        ov.overview,
+                        agent.store.query,
+                        set(agent.specs),
+                        time.time(),
+                        range,
+                        agent.settings.collectors.interval,
+                        ov.PANELS if parts == "all" else (),
+                    )
+                    body = json.dumps(doc, separators=(",", ":"), allow_nan=False).encode()
+                    took = time.perf_counter() - began
+                    cache.put(key, body, doc["step"], took)
+                    hit = body, took, False
+        body, took, cached = hit
+        timing = f'overview;dur={took * 1000:.1f};desc="{"cached" if cached else "computed"}"'
+        return Response(body, media_type="application/json",
+                        headers={"Server-Timing": timing, "Cache-Control": "no-store"})  # fmt: skip
+
+    @app.get("/api/stream", response_class=EventSourceResponse,
+             summary="Server-Sent Events: `collect` each time collectors publish")  # fmt: skip
+    async def stream() -> AsyncIterator[ServerSentEvent]:
+        q = agent.subscribe()
+        try:
+            yield ServerSentEvent(data={"time": time.time()}, event="hello", retry=2000)
+            while True:
+                source, at = await q.get()
+                sources = {source}
+                with contextlib.suppress(asyncio.QueueEmpty):  # coalesce a burst
+                    while True:
+                        more, at = q.get_nowait()
+                        sources.add(more)
+                yield ServerSentEvent(data={"sources": sorted(sources), "time": at},
+                                      event="collect")  # fmt: skip
+        finally:
+            agent.unsubscribe(q)
