@@ -190,5 +190,54 @@ def status(ctx: click.Context, url: str | None) -> None:
                    f"{c['last_duration'] * 1000:.1f} ms, {c['series']} series{err}")  # fmt: skip
 
 
+@main.command()
+@click.option("--url", help="Agent URL (default: from the settings).")
+@click.option("--no-browser", is_flag=True, help="Print the URL without opening a browser.")
+@click.pass_context
+def dashboard(ctx: click.Context, url: str | None, no_browser: bool) -> None:
+    """Open the running agent's dashboard in the browser."""
+    from fastmango.dashboard.launch import open_dashboard
+
+    base = url or _load(ctx).settings.server.url
+    sys.exit(open_dashboard(base, browser=not no_browser))
+
+
+@main.command()
+@click.option("--port", type=int, default=0, help="Port of the demo agent (default: a free one).")
+@click.option("--no-browser", is_flag=True, help="Print the URL without opening a browser.")
+@click.option("--duration", type=float, help="Stop after this many seconds (default: Ctrl-C).")
+@click.option(
+    "--state-dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Keep the demo's state here (default: a temporary folder, removed at exit).",
+)
+@click.option("--history", is_flag=True, help="Add a week of synthetic history (24h, 7d ranges).")
+@click.pass_context
+def demo(
+    ctx: click.Context,
+    port: int,
+    no_browser: bool,
+    duration: float | None,
+    state_dir: Path | None,
+    history: bool,
+) -> None:
+    """Run the agent beside an instrumented sample app under synthetic traffic."""
+    loaded = _load(ctx)
+    import asyncio
+    import logging
+
+    from fastmango.dashboard.demo import run_demo
+    from fastmango.errors import FastmangoError
+
+    logging.basicConfig(level="WARNING", format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        code = asyncio.run(run_demo(loaded.settings, port=port, state_dir=state_dir,
+                                    duration=duration, open_browser=not no_browser,
+                                    history=history, echo=click.echo))  # fmt: skip
+    except (OSError, FastmangoError) as exc:
+        _fail(str(exc))
+    sys.exit(code)
+
+
 if __name__ == "__main__":
     main()

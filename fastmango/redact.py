@@ -18,7 +18,7 @@ _RULES: list[tuple[re.Pattern[str], str]] = [
     # password=xxx, secret: xxx, api_key='xxx'
     (
         re.compile(
-            r"(?i)(?P<k>\b[\w.-]*(?:password|passwd|pwd|secret|token|api[_-]?key)[\w.-]*"
+            r"(?i)(?P<k>\b(?:[\w.-]*[_.-])?(?:password|passwd|pwd|secret|token|api[_-]?key)\b"
             r"[\"']?\s*[=:]\s*[\"']?)[^\s\"',;&]+"
         ),
         rf"\g<k>{MASK}",

@@ -12,7 +12,9 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 Labels = tuple[tuple[str, str], ...]
-Kind = Literal["counter", "gauge", "info"]
+#: "histogram" only declares families an app exposes (FastmangoMiddleware); the agent's
+#: own samples are counters, gauges and infos
+Kind = Literal["counter", "gauge", "info", "histogram"]
 
 
 def labels_of(mapping: Mapping[str, str] | None = None, /, **kw: str) -> Labels:

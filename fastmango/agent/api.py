@@ -1,23 +1,21 @@
 """The agent's HTTP side: ``/metrics``, ``/healthz`` and the JSON API under ``/api``.
 
 The app reads the running agent through a small :class:`AgentView` protocol, so the
-dashboard (and tests) can mount it over any agent. When a token is configured every
-request but ``/healthz`` (and ``/metrics`` with ``server.public_metrics``) must carry it as
-``Authorization: Bearer <token>``; it is compared in constant time.
+dashboard (and tests) can mount it over any agent. Who may call what (bearer token,
+browser sessions, CSRF) is decided in one place, :mod:`fastmango.agent.auth`.
 """
 
 from __future__ import annotations
 
-import hmac
+import asyncio
 import time
-from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, Protocol
 
 from fastapi import FastAPI, HTTPException, Path, Query, Request, Response
-from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from fastmango import __version__
+from fastmango import __version__, dashboard
+from fastmango.agent import auth
 from fastmango.agent.exporter import Exporter
 from fastmango.agent.settings import Settings, parse_duration
 from fastmango.agent.store import Store, parse_match
@@ -33,6 +31,10 @@ class AgentView(Protocol):
     def status(self) -> dict[str, Any]: ...
 
     def collector_details(self, name: str) -> dict[str, Any] | None: ...
+
+    def subscribe(self) -> asyncio.Queue[tuple[str, float]]: ...
+
+    def unsubscribe(self, q: asyncio.Queue[tuple[str, float]]) -> None: ...
 
 
 def parse_time(value: str | None, now: float) -> float | None:
@@ -58,23 +60,13 @@ def create_app(agent: AgentView) -> FastAPI:
         redoc_url=None,
     )
     server = agent.settings.server
-    token = server.token.get_secret_value().encode() if server.token else None
-    open_paths = {"/healthz"} | ({"/metrics"} if server.public_metrics else set())
-
-    @app.middleware("http")
-    async def require_token(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        if token is not None and request.url.path not in open_paths:
-            given = request.headers.get("authorization", "")
-            scheme, _, credential = given.partition(" ")
-            if scheme.lower() != "bearer" or not hmac.compare_digest(credential.encode(), token):
-                return JSONResponse(
-                    {"detail": "a valid bearer token is required"},
-                    status_code=401,
-                    headers={"WWW-Authenticate": "Bearer"},
-                )
-        return await call_next(request)
+    auth.install(
+        app,
+        server.token.get_secret_value() if server.token else None,
+        agent.store,
+        public_metrics=server.public_metrics,
+        bind_host=server.host,
+    )
 
     @app.get("/healthz", summary="Liveness: the agent is running")
     async def healthz() -> dict[str, str]:
@@ -155,4 +147,5 @@ def create_app(agent: AgentView) -> FastAPI:
         except ValueError as exc:
             raise HTTPException(400, str(exc)) from None
 
+    dashboard.mount(app, agent)
     return app

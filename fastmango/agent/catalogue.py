@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from fastmango.agent import selfmetrics
-from fastmango.collector import container, host
+from fastmango.collector import app_registry, app_scrape, container, gpu, host, postgres
 from fastmango.collector.base import AnyCollector
 from fastmango.series import MetricSpec, spec_index
 
@@ -18,12 +18,19 @@ from fastmango.series import MetricSpec, spec_index
 SOURCES: dict[str, list[MetricSpec]] = {
     "host (node_exporter names)": host.SPECS,
     "container (cAdvisor names)": container.SPECS,
+    "gpu (dcgm-exporter names)": gpu.SPECS,
+    "postgres (postgres_exporter names)": postgres.SPECS,
+    "app (derived by the agent)": app_scrape.SPECS,
     "agent self-metrics": selfmetrics.SPECS,
+    "app process (FastmangoMiddleware)": app_registry.SPECS,
 }
+#: sources the app serves on its own /metrics, not the agent: listed in the reference only
+APP_SIDE = frozenset({"app process (FastmangoMiddleware)"})
 
 
 def all_specs() -> list[MetricSpec]:
-    return [s for specs in SOURCES.values() for s in specs]
+    """Every family the agent may expose (not the app-side ones)."""
+    return [s for title, specs in SOURCES.items() if title not in APP_SIDE for s in specs]
 
 
 def index(collectors: Iterable[AnyCollector] = ()) -> dict[str, MetricSpec]:
@@ -45,7 +52,12 @@ def markdown() -> str:
         "",
     ]
     for title, specs in SOURCES.items():
-        lines += [f"## {title}", "", "| name | type | labels | help |", "|---|---|---|---|"]
+        lines += [f"## {title}", ""]
+        if title in APP_SIDE:
+            lines += ["Served by the app itself (`FastmangoMiddleware`'s metrics path, all",
+                      "workers merged), not by the agent; the agent derives the series above",
+                      "from them.", ""]  # fmt: skip
+        lines += ["| name | type | labels | help |", "|---|---|---|---|"]
         for s in specs:
             labels = ", ".join(f"`{label}`" for label in s.labels)
             lines.append(f"| `{s.name}` | {s.kind} | {labels} | {s.help} |")

@@ -24,8 +24,8 @@ import uvicorn
 
 from fastmango import __version__
 from fastmango.agent import catalogue
-from fastmango.agent.api import create_app
 from fastmango.agent.exporter import Exporter
+from fastmango.agent.front import ASGIApp, Front
 from fastmango.agent.scheduler import CollectorState, Runner
 from fastmango.agent.selfmetrics import SOURCE, SelfMetrics
 from fastmango.agent.settings import Settings
@@ -38,6 +38,7 @@ log = logging.getLogger("fastmango.agent")
 
 def default_collectors(settings: Settings) -> list[AnyCollector]:
     from fastmango.collector.container import ContainerCollector
+    from fastmango.collector.gpu import GpuCollector
     from fastmango.collector.host import HostCollector
 
     out: list[AnyCollector] = []
@@ -45,6 +46,30 @@ def default_collectors(settings: Settings) -> list[AnyCollector]:
         out.append(HostCollector())
     if settings.collectors.container.enabled:
         out.append(ContainerCollector())
+    if settings.collectors.gpu.enabled:
+        out.append(GpuCollector())
+    pg = settings.collectors.postgres
+    urls = [settings.database_url] if settings.database_url is not None else []
+    if pg.enabled and urls + pg.extra_urls:
+        from fastmango.collector.postgres import PostgresCollector
+
+        # one collector for every server (label server=host:port/db); its own budget stays
+        # under the agent's timeout so a hung server reads pg_up 0 rather than a failure
+        out.append(PostgresCollector([u.get_secret_value() for u in urls + pg.extra_urls],
+                                     statement_timeout=pg.statement_timeout,
+                                     timeout=0.8 * settings.collectors.timeout,
+                                     top_queries=pg.top_queries))  # fmt: skip
+    app = settings.collectors.app
+    if app.enabled and app.metrics_urls:
+        from fastmango.collector.app_scrape import AppCollector, names_for
+
+        names = names_for(app.preset, duration=app.duration_metric,
+                          whole_duration=app.whole_duration_metric,
+                          requests=app.requests_metric, active=app.active_metric,
+                          route_label=app.route_label, status_label=app.status_label)  # fmt: skip
+        out.append(AppCollector(app.metrics_urls, names, top_routes=app.top_routes,
+                                timeout=min(app.scrape_timeout,
+                                            0.8 * settings.collectors.timeout)))  # fmt: skip
     return out
 
 
@@ -60,7 +85,12 @@ def bind(host: str, port: int) -> socket.socket:
     """A listening socket, or a clear error naming the address."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     try:
-        return socket.create_server((host, port), family=family, backlog=256)
+        sock = socket.create_server((host, port), family=family, backlog=256)
+        # accepted sockets inherit it; asyncio sets it only where proto == IPPROTO_TCP, and
+        # create_server's is 0: without it a small response written in two parts waits
+        # ~40 ms for the client's delayed ACK on every keep-alive request
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return sock
     except OSError as exc:
         hint = " (is another agent running here?)" if exc.errno == 98 else ""
         raise OSError(exc.errno, f"cannot listen on {host}:{port}: {exc.strerror}{hint}") from None
@@ -102,6 +132,10 @@ class Agent:
         self._signals: list[int] = []
         self._subscribers: set[asyncio.Queue[tuple[str, float]]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._runners: list[Runner] = []
+        self.server: _Server | None = None
+        self._server_task: asyncio.Task[None] | None = None
 
     # -- state for the API -----------------------------------------------------------
     def status(self) -> dict[str, Any]:
@@ -206,9 +240,19 @@ class Agent:
         sock = sock or bind(cfg.host, cfg.port)
         _host, port = sock.getsockname()[:2]
         self.url = cfg.model_copy(update={"port": port}).url
-        self.server = _Server(
+        # collection starts first, so the first snapshot is ready as soon as possible
+        self._runners = [Runner(c, self.states[c.name], self.publish, self.clock)
+                         for c in self.collectors]  # fmt: skip
+        self._tasks = [asyncio.create_task(r.run(), name=f"collector-{r.state.name}")
+                       for r in self._runners]  # fmt: skip
+        self._tasks.append(asyncio.create_task(self._render_loop(), name="render"))
+        self._publish_self()  # self-metrics are there from the first scrape
+        token = cfg.token.get_secret_value() if cfg.token else None
+        self.front = Front(self.exporter, self._build_api, token, cfg.public_metrics)
+        server = self.server = _Server(
             uvicorn.Config(
-                create_app(self),
+                self.front,
+                interface="asgi3",
                 log_level="warning",
                 access_log=False,
                 lifespan="off",
@@ -216,25 +260,29 @@ class Agent:
                 server_header=False,
             )
         )
-        self._server_task = asyncio.create_task(self.server.serve(sockets=[sock]))
-        while not self.server.started:
-            if self._server_task.done():
-                self._server_task.result()
+        server_task = self._server_task = asyncio.create_task(server.serve(sockets=[sock]))
+        while not server.started:
+            if server_task.done():
+                server_task.result()
                 raise RuntimeError("the HTTP server stopped during startup")
             await asyncio.sleep(0.005)
-        self._runners = [Runner(c, self.states[c.name], self.publish, self.clock)
-                         for c in self.collectors]  # fmt: skip
-        self._tasks = [asyncio.create_task(r.run(), name=f"collector-{r.state.name}")
-                       for r in self._runners]  # fmt: skip
-        self._tasks.append(asyncio.create_task(self._render_loop(), name="render"))
-        self._publish_self()  # self-metrics are there from the first scrape
         self.ready.set()
         log.info("fastmango agent %s serving %s", __version__, self.url)
 
+    def _build_api(self) -> ASGIApp:
+        """The FastAPI app (API, dashboard, login): imported and built on first use."""
+        from fastmango.agent.api import create_app
+
+        app: ASGIApp = create_app(self)
+        return app
+
     async def _render_loop(self) -> None:
+        first = True
         while True:
             await self._changed.wait()
-            await asyncio.sleep(0.02)  # coalesce collectors finishing together
+            if not first:
+                await asyncio.sleep(0.02)  # coalesce collectors finishing together
+            first = False
             self._changed.clear()
             await asyncio.to_thread(self.exporter.render_pending)
 
@@ -248,11 +296,11 @@ class Agent:
         return 0
 
     async def _stop(self) -> None:
-        for t in getattr(self, "_tasks", []):
+        for t in self._tasks:
             t.cancel()
-        await asyncio.gather(*getattr(self, "_tasks", []), return_exceptions=True)
-        if hasattr(self, "server"):
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self.server is not None and self._server_task is not None:
             self.server.should_exit = True
             await asyncio.gather(self._server_task, return_exceptions=True)
-        await asyncio.gather(*(r.close() for r in getattr(self, "_runners", [])))
+        await asyncio.gather(*(r.close() for r in self._runners))
         await asyncio.to_thread(self.store.close)

@@ -120,6 +120,27 @@ class AppCollectorSettings(CollectorSettings):
         default_factory=list,
         description="The app's metrics endpoints, e.g. http://127.0.0.1:8000/metrics.",
     )
+    preset: Literal["fastmango", "instrumentator", "starlette_exporter"] = Field(
+        "fastmango",
+        description="Metric names the app exposes: fastmango (FastmangoMiddleware, OTel names), "
+        "instrumentator (prometheus-fastapi-instrumentator) or starlette_exporter.",
+    )
+    duration_metric: str | None = Field(
+        None, description="Override: request duration histogram (base name), with the route."
+    )
+    whole_duration_metric: str | None = Field(
+        None, description="Override: histogram for whole-app quantiles (default duration_metric)."
+    )
+    requests_metric: str | None = Field(
+        None, description="Override: request counter (with _total); empty = duration's _count."
+    )
+    active_metric: str | None = Field(None, description="Override: in-flight requests gauge.")
+    route_label: str | None = Field(None, description="Override: label holding the route.")
+    status_label: str | None = Field(None, description="Override: label holding the status.")
+    scrape_timeout: Duration = Field(2.0, gt=0, description="Timeout of each scrape of a URL.")
+    top_routes: int = Field(
+        20, ge=1, le=200, description="Routes given their own series; the rest are route=other."
+    )
 
 
 class CollectorsSettings(_Model):

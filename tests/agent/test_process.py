@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import select
 import signal
 import sqlite3
 import subprocess
@@ -98,3 +99,69 @@ def test_help_does_not_import_heavy_modules(command: list[str]) -> None:
     )
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30)
     assert "HEAVY []" in res.stdout, res.stdout + res.stderr
+
+
+SLOW_TO_STOP = """
+import asyncio, sys, time
+from typing import ClassVar
+from fastmango.agent.daemon import Agent, bind
+from fastmango.agent.settings import Settings
+
+class SlowToClose:
+    name: ClassVar[str] = "slow"
+    specs: ClassVar[list] = []
+    async def start(self): pass
+    async def collect(self): return []
+    async def close(self): await asyncio.sleep(30)
+
+async def main():
+    settings = Settings.model_validate({"state_dir": sys.argv[1],
+                                        "collectors": {"interval": 1, "timeout": 60}})
+    agent = Agent(settings, collectors=[SlowToClose()])
+    task = asyncio.create_task(agent.serve(bind("127.0.0.1", 0)))
+    await agent.ready.wait()
+    print("ready", flush=True)
+    return await task
+
+sys.exit(asyncio.run(main()))
+"""
+
+
+def start_slow_to_stop(tmp_path: Path) -> subprocess.Popen[str]:
+    proc = subprocess.Popen(
+        [sys.executable, "-c", SLOW_TO_STOP, str(tmp_path)], stdout=subprocess.PIPE, text=True
+    )
+    assert proc.stdout is not None
+    ready, _, _ = select.select([proc.stdout], [], [], 30)
+    if not ready:
+        proc.kill()
+        proc.wait()
+        proc.stdout.close()
+        raise AssertionError("the agent did not start within 30 s")
+    assert proc.stdout.readline().strip() == "ready"
+    return proc
+
+
+def test_a_second_sigint_forces_the_exit(tmp_path: Path) -> None:
+    proc = start_slow_to_stop(tmp_path)
+    assert proc.stdout is not None
+    time.sleep(1.5)  # the collector has started, so stopping will wait on its close()
+    proc.send_signal(signal.SIGINT)
+    time.sleep(0.5)
+    assert proc.poll() is None  # still stopping gracefully
+    began = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(5) == 130
+    assert time.monotonic() - began < 1.0
+    proc.stdout.close()
+
+
+def test_a_stop_that_outlasts_the_deadline_still_exits(tmp_path: Path) -> None:
+    proc = start_slow_to_stop(tmp_path)
+    assert proc.stdout is not None
+    time.sleep(1.5)
+    began = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(10) == 1  # the 5 s shutdown_timeout passed: exit anyway, non-zero
+    assert 4.0 < time.monotonic() - began < 7.0
+    proc.stdout.close()
