@@ -401,7 +401,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--duration must be at least 10 s")
     if not shutil.which("wrk"):
         parser.error("wrk not found (apt-get install wrk)")
-    est = args.rounds * len(CONFIGS) * (args.duration + WARMUP) + args.runs * args.requests * 5e-4
+    est = args.rounds * len(CONFIGS) * (args.duration + WARMUP) + args.runs * args.requests * 9e-4
     progress(f"middleware benchmark: about {est / 60:.1f} min")
     try:
         with stop_on_signals():

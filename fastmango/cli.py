@@ -96,7 +96,7 @@ def agent(
         if agent.ready.is_set():
             click.echo(f"fastmango agent serving {agent.url}", err=False)
             click.echo(
-                f"  metrics {agent.url}/metrics · status {agent.url}/api/status · "
+                f"  dashboard {agent.url}/ · metrics {agent.url}/metrics · "
                 f"state {settings.store_path}"
             )
             sys.stdout.flush()

@@ -38,6 +38,15 @@ class Sample:
         return dict(self.labels)
 
 
+BASE_UNITS = ("bytes", "seconds")
+
+
+def unit_of(name: str) -> str:
+    """The base unit a family's name ends with (``node_cpu_seconds_total`` → seconds)."""
+    stem = name.removesuffix("_total")
+    return next((u for u in BASE_UNITS if stem.endswith("_" + u)), "")
+
+
 @dataclass(frozen=True, slots=True)
 class MetricSpec:
     """The declaration of one metric family, as the catalogue and /metrics show it.

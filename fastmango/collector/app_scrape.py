@@ -28,10 +28,11 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Sequence
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 from urllib.parse import urlsplit, urlunsplit
 
-import httpx
+if TYPE_CHECKING:  # imported in start(): the catalogue imports this module for its specs
+    import httpx
 
 from fastmango.collector.app_derive import (
     Names,
@@ -46,16 +47,14 @@ from fastmango.collector.app_derive import (
 from fastmango.collector.base import Clock
 from fastmango.errors import CollectorError
 from fastmango.redact import redact_secrets
-from fastmango.series import Kind, MetricSpec, Sample, SampleBuilder, spec_index
+from fastmango.series import Kind, MetricSpec, Sample, SampleBuilder, spec_index, unit_of
 
 __all__ = ["SPECS", "AppCollector", "Names", "names_for"]
 
 
 def _spec(name: str, kind: Kind, help: str, *labels: str) -> MetricSpec:
-    stem = name.removesuffix("_total")
-    unit = "seconds" if stem.endswith("_seconds") else ""
     source = "fastmango" if name.startswith("fastmango_") else "fastmango (derived)"
-    return MetricSpec(name, kind, help, labels, unit, source=source)
+    return MetricSpec(name, kind, help, labels, unit_of(name), source=source)
 
 
 _Q = (("p50", "Median"), ("p95", "95th percentile of"), ("p99", "99th percentile of"))
@@ -141,6 +140,8 @@ class AppCollector:
 
     async def start(self) -> None:
         if self._client is None:
+            import httpx
+
             self._client = httpx.AsyncClient(timeout=self.timeout)
 
     async def _fetch(self, url: str) -> tuple[Scrape, float]:

@@ -38,7 +38,7 @@ from typing import ClassVar
 from fastmango.collector.base import Clock
 from fastmango.collector.host import parse_meminfo, read_text
 from fastmango.errors import CollectorError
-from fastmango.series import Kind, MetricSpec, Sample, SampleBuilder, spec_index
+from fastmango.series import Kind, MetricSpec, Sample, SampleBuilder, spec_index, unit_of
 
 #: values above this mean "no limit" (cAdvisor's maxMemorySize: the kernel rounds LONG_MAX)
 UNLIMITED = 1 << 62
@@ -46,10 +46,8 @@ V1_CONTROLLERS = ("cpu", "cpuacct", "memory", "pids")
 
 
 def _spec(name: str, kind: Kind, help: str) -> MetricSpec:
-    stem = name.removesuffix("_total")
-    unit = next((u for u in ("bytes", "seconds") if stem.endswith("_" + u)), "")
     source = "fastmango" if name.startswith("fastmango_") else "cadvisor"
-    return MetricSpec(name, kind, help, (), unit, source=source)
+    return MetricSpec(name, kind, help, (), unit_of(name), source=source)
 
 
 def _psi_specs() -> list[MetricSpec]:

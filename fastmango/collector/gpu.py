@@ -56,7 +56,7 @@ from typing import Any, ClassVar
 from fastmango.collector.base import Clock
 from fastmango.collector.host import read_text
 from fastmango.errors import CollectorError
-from fastmango.series import Kind, MetricSpec, Sample, SampleBuilder, spec_index
+from fastmango.series import Kind, MetricSpec, Sample, SampleBuilder, spec_index, unit_of
 
 log = logging.getLogger(__name__)
 
@@ -99,9 +99,8 @@ DEVICE_LABELS = ("gpu", "UUID", "pci_bus_id", "device", "modelName", "Hostname")
 
 
 def _spec(name: str, kind: Kind, help: str, *labels: str) -> MetricSpec:
-    unit = "bytes" if name.endswith("_bytes") else ""
     source = "fastmango" if name.startswith("fastmango_") else "dcgm-exporter"
-    return MetricSpec(name, kind, help, labels or DEVICE_LABELS, unit, source=source)
+    return MetricSpec(name, kind, help, labels or DEVICE_LABELS, unit_of(name), source=source)
 
 
 SPECS: list[MetricSpec] = [

@@ -32,7 +32,7 @@ import psutil
 
 from fastmango.collector.base import Clock
 from fastmango.errors import CollectorError
-from fastmango.series import Kind, MetricSpec, Sample, SampleBuilder, spec_index
+from fastmango.series import Kind, MetricSpec, Sample, SampleBuilder, spec_index, unit_of
 
 #: /proc/stat's CPU columns, in file order, as node_exporter names the modes
 CPU_MODES = ("user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal")
@@ -69,9 +69,7 @@ _FS = ("device", "fstype", "mountpoint")
 
 
 def _spec(name: str, kind: Kind, help: str, *labels: str) -> MetricSpec:
-    stem = name.removesuffix("_total")
-    unit = next((u for u in ("bytes", "seconds") if stem.endswith("_" + u)), "")
-    return MetricSpec(name, kind, help, labels, unit, source="node_exporter")
+    return MetricSpec(name, kind, help, labels, unit_of(name), source="node_exporter")
 
 
 SPECS: list[MetricSpec] = [

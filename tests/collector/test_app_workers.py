@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
+import warnings
 from pathlib import Path
 
 import pytest
@@ -162,7 +163,9 @@ def test_a_forked_child_starts_from_zero(tmp_path: Path) -> None:
         p.bind(tmp_path, check_owner=False)
         p.metrics.new_http_record(("GET", "/a", 200))[0] += 2
         r, w = os.pipe()
-        pid = os.fork()
+        with warnings.catch_warnings():  # 3.12+ warns of fork() beside threads: that is us
+            warnings.simplefilter("ignore", DeprecationWarning)
+            pid = os.fork()
         if pid == 0:  # the child: fresh state, a folder bound anew on first use
             os.close(r)
             ok = not p.bound and not p.metrics.http and p.shared is None
