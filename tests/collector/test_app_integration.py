@@ -136,9 +136,9 @@ def _count(text: str, route: str) -> float:
 
 
 def test_gunicorn_worker_recycled_keeps_its_counts(tmp_path: Path) -> None:
-    pytest.importorskip("gunicorn")
-    pytest.importorskip("uvicorn_worker")
+    import gunicorn  # noqa: F401  (the test extra installs it: a missing one must fail)
     import psutil
+    import uvicorn_worker  # noqa: F401
 
     port = free_port()
     base = f"http://127.0.0.1:{port}"
