@@ -14,6 +14,18 @@ from typing import Any
 import httpx
 
 
+def stop_process(proc: subprocess.Popen[bytes], timeout: float = 10.0) -> int:
+    """SIGTERM, then SIGKILL after ``timeout``; the exit code."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    return proc.returncode
+
+
 def require(binary: str, package: str) -> str:
     """The path of a binary the tests need; fail loudly (never skip) when it is missing."""
     path = shutil.which(binary)
@@ -68,12 +80,7 @@ class Prometheus:
         return list(r.json()["data"]["activeTargets"])
 
     def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        stop_process(self.proc)
         self._log.close()
 
 

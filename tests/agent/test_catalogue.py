@@ -6,11 +6,11 @@ import asyncio
 from pathlib import Path
 
 import httpx
-from prometheus_client.parser import text_string_to_metric_families
 
 from fastmango.agent import catalogue
 from fastmango.agent.daemon import Agent, bind
 from fastmango.agent.settings import Settings
+from tests.exposition import assert_in_catalogue
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -33,15 +33,7 @@ def test_every_exposed_series_is_in_the_catalogue_with_its_type_and_labels(
         return text
 
     text = asyncio.run(scrape())
-    index = catalogue.index()
-    seen = set()
-    for fam in text_string_to_metric_families(text):
-        for s in fam.samples:
-            spec = index.get(s.name)
-            assert spec is not None, f"{s.name} is exposed but not in the catalogue"
-            assert fam.type == spec.kind, s.name
-            assert set(s.labels) == set(spec.labels), s.name
-            seen.add(s.name)
+    seen = assert_in_catalogue(text)
     # the families every Linux host has are really there
     for name in ("node_cpu_seconds_total", "node_memory_MemTotal_bytes", "node_load1",
                  "node_network_receive_bytes_total", "node_filesystem_avail_bytes",

@@ -11,9 +11,7 @@ import httpx
 import pytest
 import uvicorn
 from fastapi import FastAPI, Response
-from prometheus_client.parser import text_string_to_metric_families
 
-from fastmango.agent import catalogue
 from fastmango.agent.daemon import Agent, bind, default_collectors
 from fastmango.agent.settings import Settings
 from fastmango.collector.app import FastmangoMiddleware, record_tokens, track_inference
@@ -22,6 +20,7 @@ from fastmango.collector.app_workers import ProcessMetrics
 from fastmango.collector.base import AsyncCollector
 from fastmango.errors import CollectorError
 from fastmango.series import Sample
+from tests.exposition import assert_in_catalogue
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "app"
 A = "http://127.0.0.1:8000/metrics"
@@ -173,13 +172,5 @@ async def test_agent_exposes_the_derived_series_as_catalogued(
         await running
         server.should_exit = True
         await serving
-    index = catalogue.index()
-    seen = set()
-    for fam in text_string_to_metric_families(text):
-        for s in fam.samples:
-            spec = index.get(s.name)
-            assert spec is not None, f"{s.name} is exposed but not in the catalogue"
-            assert fam.type == spec.kind, s.name
-            assert set(s.labels) == set(spec.labels), s.name
-            seen.add(s.name)
+    seen = assert_in_catalogue(text)
     assert {s.name for s in SPECS} <= seen, {s.name for s in SPECS} - seen
