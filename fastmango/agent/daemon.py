@@ -131,6 +131,7 @@ class Agent:
         self.ready = asyncio.Event()
         self._signals: list[int] = []
         self._subscribers: set[asyncio.Queue[tuple[str, float]]] = set()
+        self._self_stored_at = float("-inf")
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._runners: list[Runner] = []
@@ -192,9 +193,14 @@ class Agent:
                 q.put_nowait((source, now))
 
     def _publish_self(self) -> None:
-        own = self.selfmetrics.samples(self.states.values(), self.clock()).samples
+        """Refresh the self-metrics after every collection (so /metrics shows current
+        health), but store them once per collection interval, not once per collector."""
+        now = self.clock()
+        own = self.selfmetrics.samples(self.states.values(), now).samples
         self.exporter.update(SOURCE, own)
-        self.store.append(own, self._kinds)
+        if now - self._self_stored_at >= self.settings.collectors.interval:
+            self._self_stored_at = now
+            self.store.append(own, self._kinds)
         self._changed.set()
 
     # -- lifecycle -------------------------------------------------------------------
