@@ -8,27 +8,19 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any, NoReturn
 
 import click
 
-CONFIG_EXIT = 2
+from fastmango.commands import alerts as _alerts
+from fastmango.commands import billing as _billing
+from fastmango.commands import deploy as _deploy
+from fastmango.commands import logs as _logs
+from fastmango.commands import scale as _scale
+from fastmango.commands.common import CONFIG_EXIT
+from fastmango.commands.common import fail as _fail
+from fastmango.commands.common import load as _load
 
-
-def _load(ctx: click.Context, flags: dict[str, Any] | None = None) -> Any:
-    """Load settings from the app's folder; on error print every problem and exit 2."""
-    from fastmango.agent import config
-    from fastmango.errors import ConfigError
-
-    try:
-        return config.load(config_file=ctx.obj.get("config"), flags=flags)
-    except ConfigError as exc:
-        _fail(str(exc), CONFIG_EXIT)
-
-
-def _fail(message: str, code: int = 1) -> NoReturn:
-    click.echo(f"fastmango: {message}", err=True)
-    sys.exit(code)
+__all__ = ["CONFIG_EXIT", "main"]
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -238,6 +230,10 @@ def demo(
         _fail(str(exc))
     sys.exit(code)
 
+
+for _part in (_logs, _alerts, _scale, _deploy, _billing):
+    for _command in _part.COMMANDS:
+        main.add_command(_command)
 
 if __name__ == "__main__":
     main()

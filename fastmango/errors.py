@@ -63,3 +63,10 @@ class StoreError(FastmangoError):
 
 class AgentNotRunning(FastmangoError):
     """A command needed a running agent and found none at the configured address."""
+
+    @staticmethod
+    def hint(base: str, exc: BaseException) -> str:
+        return (
+            f"no agent answers at {base} ({type(exc).__name__}); start one with "
+            "`fastmango agent` in the app's folder, or pass --url"
+        )

@@ -7,8 +7,9 @@ cd "$(dirname "$0")/.."
 
 # Debian packages: real servers and tools the tests start (never mocks).
 #   postgresql (PostgreSQL 15 + pgbench), prometheus (promtool + server), chromium
-#   (headless browser tests), wrk (HTTP load in the app-metrics test), python3-venv.
-APT_PACKAGES=(python3-venv postgresql prometheus chromium wrk)
+#   (headless browser tests), wrk (HTTP load in the app-metrics test), ripgrep (the logs
+#   benchmark's anchor, also run by its smoke test), python3-venv.
+APT_PACKAGES=(python3-venv postgresql prometheus chromium wrk ripgrep)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

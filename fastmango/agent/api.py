@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from typing import Annotated, Any, Protocol
 
 from fastapi import FastAPI, HTTPException, Path, Query, Request, Response
@@ -17,6 +18,7 @@ from starlette.concurrency import run_in_threadpool
 from fastmango import __version__, dashboard
 from fastmango.agent import auth
 from fastmango.agent.exporter import Exporter
+from fastmango.agent.services import Service
 from fastmango.agent.settings import Settings, parse_duration
 from fastmango.agent.store import Store, parse_match
 from fastmango.series import MetricSpec
@@ -27,6 +29,9 @@ class AgentView(Protocol):
     exporter: Exporter
     store: Store
     specs: dict[str, MetricSpec]
+    services: dict[str, Service]
+    clock: Callable[[], float]
+    url: str
 
     def status(self) -> dict[str, Any]: ...
 
@@ -148,4 +153,12 @@ def create_app(agent: AgentView) -> FastAPI:
             raise HTTPException(400, str(exc)) from None
 
     dashboard.mount(app, agent)
+    from fastmango.agent.alerts import api as alerts_api
+    from fastmango.agent.cost import api as cost_api
+    from fastmango.agent.deploys import api as deploys_api
+    from fastmango.agent.logs import api as logs_api
+    from fastmango.agent.scaling import api as scaling_api
+
+    for part in (logs_api, alerts_api, scaling_api, deploys_api, cost_api):
+        part.mount(app, agent)
     return app

@@ -240,6 +240,9 @@ def flatten(settings: BaseModel, prefix: str = "") -> dict[str, Any]:
         value = getattr(settings, name)
         if isinstance(value, BaseModel):
             out.update(flatten(value, f"{prefix}{name}."))
+        elif isinstance(value, dict) and all(isinstance(v, BaseModel) for v in value.values()):
+            for key, sub in value.items():  # [environments.<name>] tables
+                out.update(flatten(sub, f"{prefix}{name}.{key}."))
         else:
             out[f"{prefix}{name}"] = _human(fld, value)
     return out
@@ -304,11 +307,16 @@ def sample_toml() -> str:
 
 def _sample_section(model: type[BaseModel], path: list[str], lines: list[str]) -> None:
     nested = []
+    tables: list[tuple[str, type[BaseModel], str | None]] = []
     defaults = model()
     for name, fld in model.model_fields.items():
         ann = fld.annotation
         if isinstance(ann, type) and issubclass(ann, BaseModel):
             nested.append((name, ann, fld.description))
+            continue
+        item = _model_values(ann)
+        if item is not None:  # dict[str, Model]: show one commented example table
+            tables.append((name, item, fld.description))
             continue
         if fld.description:
             lines.extend(f"# {chunk}" for chunk in _wrap(fld.description))
@@ -322,6 +330,26 @@ def _sample_section(model: type[BaseModel], path: list[str], lines: list[str]) -
             lines.extend(f"# {chunk}" for chunk in _wrap(description))
         lines.append("")
         _sample_section(sub, [*path, name], lines)
+    for name, sub, description in tables:
+        example: list[str] = []
+        _sample_section(sub, [*path, name, "production"], example)
+        lines.append(f"# [{'.'.join([*path, name])}.production]")
+        if description:
+            lines.extend(f"# {chunk}" for chunk in _wrap(description))
+        lines.extend(line if line.startswith("#") or not line else f"# {line}"
+                     for line in example)  # fmt: skip
+        lines.append("")
+
+
+def _model_values(ann: Any) -> type[BaseModel] | None:
+    """The model of a ``dict[str, Model]`` annotation, else None."""
+    import typing
+
+    if typing.get_origin(ann) is dict:
+        _key, value = typing.get_args(ann)
+        if isinstance(value, type) and issubclass(value, BaseModel):
+            return value
+    return None
 
 
 def _wrap(text: str) -> list[str]:

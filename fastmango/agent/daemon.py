@@ -28,6 +28,7 @@ from fastmango.agent.exporter import Exporter
 from fastmango.agent.front import ASGIApp, Front
 from fastmango.agent.scheduler import CollectorState, Runner
 from fastmango.agent.selfmetrics import SOURCE, SelfMetrics
+from fastmango.agent.services import Service, default_services, start_all, stop_all
 from fastmango.agent.settings import Settings
 from fastmango.agent.store import Retention, Store
 from fastmango.collector.base import AnyCollector
@@ -104,10 +105,15 @@ class Agent:
         settings: Settings,
         collectors: list[AnyCollector] | None = None,
         clock: Callable[[], float] = time.time,
+        services: dict[str, Service] | None = None,
     ) -> None:
         self.settings = settings
         self.clock = clock
         self.collectors = default_collectors(settings) if collectors is None else collectors
+        #: long-running parts beside the collectors (logs, alerts, scaling, deploys, cost)
+        self.services: dict[str, Service] = (
+            default_services(settings) if services is None else services
+        )
         self.specs: dict[str, MetricSpec] = catalogue.index(self.collectors)
         self._kinds = {name: spec.kind for name, spec in self.specs.items()}
         st = settings.store
@@ -253,6 +259,7 @@ class Agent:
                        for r in self._runners]  # fmt: skip
         self._tasks.append(asyncio.create_task(self._render_loop(), name="render"))
         self._publish_self()  # self-metrics are there from the first scrape
+        await start_all(self.services, self)
         token = cfg.token.get_secret_value() if cfg.token else None
         self.front = Front(self.exporter, self._build_api, token, cfg.public_metrics)
         server = self.server = _Server(
@@ -309,4 +316,5 @@ class Agent:
             self.server.should_exit = True
             await asyncio.gather(self._server_task, return_exceptions=True)
         await asyncio.gather(*(r.close() for r in self._runners))
+        await stop_all(self.services)
         await asyncio.to_thread(self.store.close)

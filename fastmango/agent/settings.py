@@ -9,45 +9,29 @@ Loading (which files, environment, flags, provenance, error reporting) is in
 from __future__ import annotations
 
 import ipaddress
-import re
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, model_validator
 
-_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
-_SIZE_UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "kib": 2**10,
-               "mib": 2**20, "gib": 2**30}  # fmt: skip
-_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmg]i?b|b)?\s*$", re.IGNORECASE)
+from fastmango.agent.settings_alerts import AlertsSettings
+from fastmango.agent.settings_base import (
+    _SIZE_UNITS,
+    _UNITS,
+    Duration,
+    Model,
+    Size,
+    parse_duration,
+    parse_size,
+)
+from fastmango.agent.settings_cost import CostSettings
+from fastmango.agent.settings_deploy import DeploySettings, EnvironmentSettings
+from fastmango.agent.settings_logs import LogsSettings
+from fastmango.agent.settings_scale import ScaleSettings
 
+__all__ = ["_SIZE_UNITS", "_UNITS", "Duration", "Settings", "Size", "parse_duration", "parse_size"]
 
-def parse_duration(value: Any) -> Any:
-    """``"10s"``, ``"1.5m"``, ``"2h"``, ``"30d"``, ``"250ms"`` or a number of seconds."""
-    if isinstance(value, str):
-        m = _DURATION.match(value)
-        if not m:
-            raise ValueError("a duration such as 10s, 5m, 2h or 30d")
-        return float(m.group(1)) * _UNITS[m.group(2) or "s"]
-    return value
-
-
-def parse_size(value: Any) -> Any:
-    """``"200MB"``, ``"1GiB"`` or a number of bytes."""
-    if isinstance(value, str):
-        m = _SIZE.match(value)
-        if not m:
-            raise ValueError("a size such as 200MB or 1GiB")
-        return int(float(m.group(1)) * _SIZE_UNITS[(m.group(2) or "").lower()])
-    return value
-
-
-Duration = Annotated[float, BeforeValidator(parse_duration)]
-Size = Annotated[int, BeforeValidator(parse_size)]
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_default=True)
+_Model = Model
 
 
 class ServerSettings(_Model):
@@ -214,6 +198,20 @@ class Settings(_Model):
         default_factory=CollectorsSettings, description="Collection schedule."
     )
     store: StoreSettings = Field(default_factory=StoreSettings, description="State store.")
+    logs: LogsSettings = Field(
+        default_factory=LogsSettings, description="The app's logs: tailing, redaction, index."
+    )
+    alerts: AlertsSettings = Field(
+        default_factory=AlertsSettings, description="Alert rules, routing and channels."
+    )
+    scale: ScaleSettings = Field(default_factory=ScaleSettings, description="Scaling policies.")
+    deploy: DeploySettings = Field(default_factory=DeploySettings, description="Deploys.")
+    cost: CostSettings = Field(default_factory=CostSettings, description="Cost estimates.")
+    environments: dict[str, EnvironmentSettings] = Field(
+        default_factory=dict,
+        description="Where the app runs: one table per environment (staging, production…) "
+        "naming its platform, app and size.",
+    )
 
     @property
     def store_path(self) -> Path:

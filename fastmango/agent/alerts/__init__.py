@@ -1,0 +1,1 @@
+"""The agent's alerts part (see its service and api modules)."""

@@ -1,0 +1,1 @@
+"""The agent's cost part (see its service and api modules)."""

@@ -1,0 +1,1 @@
+"""The agent's deploys part (see its service and api modules)."""

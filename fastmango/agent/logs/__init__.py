@@ -1,0 +1,1 @@
+"""The agent's logs part (see its service and api modules)."""

@@ -1,0 +1,1 @@
+"""The agent's scaling part (see its service and api modules)."""

@@ -1,0 +1,1 @@
+"""Talks to platforms: deploy, status, releases, rollback, scale (see platform.py)."""

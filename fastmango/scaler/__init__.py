@@ -1,0 +1,1 @@
+"""Turns observations and policies into decisions and cost figures (pure logic)."""
