@@ -14,6 +14,7 @@ import click
 from fastmango.commands import alerts as _alerts
 from fastmango.commands import billing as _billing
 from fastmango.commands import deploy as _deploy
+from fastmango.commands import generate as _generate
 from fastmango.commands import logs as _logs
 from fastmango.commands import scale as _scale
 from fastmango.commands.common import CONFIG_EXIT
@@ -231,7 +232,7 @@ def demo(
     sys.exit(code)
 
 
-for _part in (_logs, _alerts, _scale, _deploy, _billing):
+for _part in (_logs, _alerts, _scale, _deploy, _billing, _generate):
     for _command in _part.COMMANDS:
         main.add_command(_command)
 
