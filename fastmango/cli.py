@@ -12,11 +12,13 @@ from pathlib import Path
 import click
 
 from fastmango.commands import alerts as _alerts
+from fastmango.commands import audit as _audit
 from fastmango.commands import billing as _billing
 from fastmango.commands import deploy as _deploy
 from fastmango.commands import generate as _generate
 from fastmango.commands import logs as _logs
 from fastmango.commands import scale as _scale
+from fastmango.commands import secrets as _secrets
 from fastmango.commands.common import CONFIG_EXIT
 from fastmango.commands.common import fail as _fail
 from fastmango.commands.common import load as _load
@@ -232,7 +234,7 @@ def demo(
     sys.exit(code)
 
 
-for _part in (_logs, _alerts, _scale, _deploy, _billing, _generate):
+for _part in (_logs, _alerts, _scale, _deploy, _billing, _generate, _secrets, _audit):
     for _command in _part.COMMANDS:
         main.add_command(_command)
 

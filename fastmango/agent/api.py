@@ -18,6 +18,7 @@ from starlette.concurrency import run_in_threadpool
 from fastmango import __version__, dashboard
 from fastmango.agent import auth
 from fastmango.agent.exporter import Exporter
+from fastmango.agent.limits import LimitsMiddleware, RateLimiter
 from fastmango.agent.services import Service
 from fastmango.agent.settings import Settings, parse_duration
 from fastmango.agent.store import Store, parse_match
@@ -152,6 +153,12 @@ def create_app(agent: AgentView) -> FastAPI:
         except ValueError as exc:
             raise HTTPException(400, str(exc)) from None
 
+    # outermost: refuse floods and oversized bodies before any other work
+    app.add_middleware(
+        LimitsMiddleware,
+        max_body=server.max_body,
+        limiter=RateLimiter(server.rate_limit, server.rate_burst) if server.rate_limit else None,
+    )
     dashboard.mount(app, agent)
     from fastmango.agent.alerts import api as alerts_api
     from fastmango.agent.cost import api as cost_api

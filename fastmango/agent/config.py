@@ -30,6 +30,9 @@ from fastmango.agent.settings import _SIZE_UNITS, _UNITS, Settings, parse_durati
 from fastmango.errors import ConfigError, ConfigProblem
 
 ENV_PREFIX = "FASTMANGO_"
+#: FASTMANGO_* variables that are not settings: the secrets' master key is read by
+#: fastmango.agent.secrets only, so it never enters the settings (or `config show`)
+NOT_SETTINGS = frozenset({"FASTMANGO_MASTER_KEY"})
 DEFAULT = "default"
 ENVIRONMENT = "environment"
 
@@ -90,7 +93,7 @@ def load(
         files.append(path)
 
     for name in sorted(environ):
-        if name.startswith(ENV_PREFIX):
+        if name.startswith(ENV_PREFIX) and name not in NOT_SETTINGS:
             key = name[len(ENV_PREFIX) :].lower().replace("__", ".")
             _merge(merged, sources, _nest(key, _env_value(environ[name])), f"env {name}")
 

@@ -49,6 +49,16 @@ class ServerSettings(_Model):
     public_metrics: bool = Field(
         False, description="Serve /metrics without the token (for scrapers that cannot send one)."
     )
+    max_body: Size = Field(
+        1_048_576, ge=1024, description="Largest request body the API accepts (413 beyond)."
+    )
+    rate_limit: float = Field(
+        50.0,
+        ge=0,
+        description="API requests per second per client address (429 beyond); 0 = no limit. "
+        "Scrapes of /metrics are not counted.",
+    )
+    rate_burst: int = Field(200, ge=1, description="Requests a client may send at once.")
 
     @property
     def is_loopback(self) -> bool:

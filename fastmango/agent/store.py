@@ -27,13 +27,13 @@ import re
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from fastmango.agent import rollup
+from fastmango.agent import audit_chain, rollup
 from fastmango.errors import StoreError
 from fastmango.series import Kind, Sample
 
@@ -69,6 +69,11 @@ CREATE TABLE IF NOT EXISTS events (
     data TEXT NOT NULL              -- JSON object
 );
 CREATE INDEX IF NOT EXISTS events_kind_ts ON events (kind, ts);
+-- the audit trail is append-only: SQLite itself refuses to edit or delete a record
+CREATE TRIGGER IF NOT EXISTS audit_no_update BEFORE UPDATE ON events WHEN OLD.kind = 'audit'
+BEGIN SELECT RAISE(ABORT, 'audit records are append-only'); END;
+CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON events WHEN OLD.kind = 'audit'
+BEGIN SELECT RAISE(ABORT, 'audit records are append-only'); END;
 """
 
 MAX_POINTS = 1000
@@ -237,11 +242,7 @@ class Store:
                 if isinstance(item, threading.Event):
                     item.set()
                 elif item[0] == "event":
-                    ts, kind, data = item[1]
-                    self._db.execute(  # type: ignore[union-attr]
-                        "INSERT INTO events (ts, kind, data) VALUES (?, ?, ?)",
-                        (ts, kind, json.dumps(data, separators=(",", ":"), default=str)),
-                    )
+                    self._insert_event(*item[1])
                 elif item[0] == "maintain":
                     self._maintain()
                     next_maintenance = time.monotonic() + self.retention.maintenance_every
@@ -252,6 +253,40 @@ class Store:
             except sqlite3.Error as exc:  # keep the writer alive; the agent shows the error
                 self.last_error = str(exc)
                 log.error("state store: %s", exc)
+
+    def _insert_event(self, ts: float, kind: str, data: dict[str, Any]) -> None:
+        db = self._db
+        assert db is not None
+        if kind != "audit":
+            text = json.dumps(data, separators=(",", ":"), default=str)
+            db.execute("INSERT INTO events (ts, kind, data) VALUES (?, ?, ?)", (ts, kind, text))
+            return
+        # IMMEDIATE: another process (a CLI command) appending at the same moment waits, so
+        # the chain never forks
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            head = db.execute("SELECT value FROM meta WHERE key = 'audit_head'").fetchone()
+            count, prev = audit_chain.parse_head(head[0] if head else None)
+            text, digest = audit_chain.seal(ts, data, prev)
+            db.execute("INSERT INTO events (ts, kind, data) VALUES (?, 'audit', ?)", (ts, text))
+            db.execute("INSERT OR REPLACE INTO meta VALUES ('audit_head', ?)",
+                       (audit_chain.format_head(count + 1, digest),))  # fmt: skip
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+
+    def audit_records(self) -> Iterator[tuple[int, float, str]]:
+        """Every audit record in the order written: (id, ts, data as stored)."""
+        with closing(self._reader()) as db:
+            yield from db.execute(
+                "SELECT id, ts, data FROM events WHERE kind = 'audit' ORDER BY id"
+            )
+
+    def audit_head(self) -> str | None:
+        with closing(self._reader()) as db:
+            row = db.execute("SELECT value FROM meta WHERE key = 'audit_head'").fetchone()
+        return str(row[0]) if row else None
 
     def _series_id(self, db: sqlite3.Connection, sample: Sample, kind: str) -> int:
         labels = json.dumps(dict(sample.labels), separators=(",", ":"))
