@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Annotated, Any, Protocol
 
 from fastapi import FastAPI, HTTPException, Path, Query, Request, Response
+from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
 from fastmango import __version__, dashboard
@@ -57,6 +58,24 @@ def parse_time(value: str | None, now: float) -> float | None:
         raise ValueError(f"{value!r} is neither Unix seconds nor a duration like 15m") from None
 
 
+class Problem(BaseModel):
+    """Every refusal: the status code says what kind, ``detail`` says why."""
+
+    detail: Any
+
+
+#: refusals any route may answer (documented once, for the whole API)
+ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"model": Problem, "description": "Bad input; detail names what and why"},
+    401: {"model": Problem, "description": "A valid bearer token or session is required"},
+    403: {"model": Problem, "description": "Refused (host not allowed, cross-site, CSRF)"},
+    404: {"model": Problem, "description": "No such thing"},
+    409: {"model": Problem, "description": "Conflicts with the current state (e.g. a lock)"},
+    413: {"model": Problem, "description": "Request body over server.max_body"},
+    429: {"model": Problem, "description": "Too many requests; see Retry-After"},
+}
+
+
 def create_app(agent: AgentView) -> FastAPI:
     app = FastAPI(
         title="fastmango agent",
@@ -64,6 +83,7 @@ def create_app(agent: AgentView) -> FastAPI:
         docs_url="/api/docs",
         openapi_url="/api/openapi.json",
         redoc_url=None,
+        responses=ERRORS,
     )
     server = agent.settings.server
     auth.install(
@@ -78,7 +98,12 @@ def create_app(agent: AgentView) -> FastAPI:
     async def healthz() -> dict[str, str]:
         return {"status": "ok", "version": __version__}
 
-    @app.get("/metrics", summary="Prometheus exposition of the latest snapshot")
+    @app.get(
+        "/metrics",
+        summary="Prometheus exposition of the latest snapshot",
+        response_class=Response,
+        responses={200: {"content": {"text/plain": {}, "application/openmetrics-text": {}}}},
+    )
     async def metrics(request: Request) -> Response:
         body, content_type, gz = agent.exporter.body(
             request.headers.get("accept", ""), request.headers.get("accept-encoding", "")
