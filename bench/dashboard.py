@@ -50,12 +50,18 @@ DAYS = 7
 
 
 def page_js() -> dict[str, int]:
+    """JS the Overview page loads (uPlot, app.js, overview.js), and the most any page loads
+    (each page's own file is loaded on its first visit)."""
     from fastmango.dashboard.routes import STATIC, page_scripts
 
     files = [STATIC / url.split("?")[0].removeprefix("/static/") for url in page_scripts()]
-    raw = sum(f.stat().st_size for f in files)
-    zipped = sum(len(gzip.compress(f.read_bytes(), 9)) for f in files)
-    return {"files": len(files), "raw_bytes": raw, "gzip_bytes": zipped}
+    pages = sorted((STATIC / "pages").glob("*.js"))
+    overview = [*files, STATIC / "pages" / "overview.js"]
+    raw = sum(f.stat().st_size for f in overview)
+    zipped = sum(len(gzip.compress(f.read_bytes(), 9)) for f in overview)
+    most = sum(f.stat().st_size for f in files) + max(f.stat().st_size for f in pages)
+    return {"files": len(overview), "raw_bytes": raw, "gzip_bytes": zipped,
+            "largest_page_bytes": most}  # fmt: skip
 
 
 def fill(state: Path) -> tuple[int, float]:
@@ -157,8 +163,8 @@ def run(loads: int) -> dict[str, Any]:
     fig["goals"] = {
         "load_7d_cold_median": {"value": median(cold), "limit": GOAL_LOAD_MS, "unit": "ms",
                                 "pass": median(cold) <= GOAL_LOAD_MS},
-        "page_js": {"value": js["raw_bytes"], "limit": GOAL_JS_BYTES, "unit": "bytes",
-                    "pass": js["raw_bytes"] <= GOAL_JS_BYTES},
+        "page_js": {"value": js["largest_page_bytes"], "limit": GOAL_JS_BYTES, "unit": "bytes",
+                    "pass": js["largest_page_bytes"] <= GOAL_JS_BYTES},
     }  # fmt: skip
     fig["all_goals_met"] = all(g["pass"] for g in fig["goals"].values())
     return fig
@@ -176,9 +182,10 @@ def report(fig: dict[str, Any]) -> str:
         [f"{r} overview load, cold (median)", v, "", ""]
         for r, v in fig["load_cold_median_ms"].items()
     ] + [
-        ["page JS, KB (own + uPlot)", fig["js"]["raw_bytes"] / 1000, "≤ 100 KB",
+        ["Overview page JS, KB (app.js + page + uPlot)", fig["js"]["raw_bytes"] / 1000, "", ""],
+        ["Overview page JS gzipped, KB", fig["js"]["gzip_bytes"] / 1000, "", ""],
+        ["largest page's JS, KB", fig["js"]["largest_page_bytes"] / 1000, "≤ 100 KB",
          "pass" if g["page_js"]["pass"] else "FAIL"],
-        ["page JS gzipped, KB", fig["js"]["gzip_bytes"] / 1000, "", ""],
     ]  # fmt: skip
     h = fig["history"]
     o = fig["overview_7d"]

@@ -21,7 +21,8 @@ def agent_flags(args: list[str]) -> dict[str, object]:
     ctx = command.make_context("agent", list(args), resilient_parsing=False)
     keys = {"host": "server.host", "port": "server.port", "interval": "collectors.interval",
             "state_dir": "state_dir", "log_level": "log_level"}  # fmt: skip
-    return {keys[k]: v for k, v in ctx.params.items() if v is not None}
+    assert ctx.params["command"] == ()  # the sidecar watches the app; it does not run it
+    return {keys[k]: v for k, v in ctx.params.items() if v is not None and k != "command"}
 
 
 def test_kubernetes_sidecar_settings_validate(tmp_path: Path) -> None:

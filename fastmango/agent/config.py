@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -292,6 +293,13 @@ def _toml_value(value: Any) -> str:
         return repr(value)
     if isinstance(value, list | tuple):
         return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):  # an inline table
+        if not value:
+            return "{}"
+        bare = re.compile(r"^[A-Za-z0-9_-]+$")
+        items = (f"{k if bare.match(str(k)) else json.dumps(str(k))} = {_toml_value(v)}"
+                 for k, v in value.items())  # fmt: skip
+        return "{ " + ", ".join(items) + " }"
     return json.dumps(str(value))
 
 

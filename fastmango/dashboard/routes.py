@@ -7,10 +7,11 @@ import contextlib
 import hashlib
 import html
 import json
+import re
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from fastapi import FastAPI, Query, Request
 from fastapi.responses import HTMLResponse, Response
@@ -33,18 +34,54 @@ def _fingerprint(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()[:10]
 
 
+def _url(static: Path, f: Path) -> str:
+    return f"/static/{f.relative_to(static).as_posix()}?v={_fingerprint(f)}"
+
+
 def page_scripts(static: Path = STATIC) -> list[str]:
-    """Script URLs of the shell, in load order: uPlot, app.js, then every page file."""
-    files = [static / "vendor" / "uPlot.iife.min.js", static / "app.js"]
-    files += sorted((static / "pages").glob("*.js"))
-    return [f"/static/{f.relative_to(static).as_posix()}?v={_fingerprint(f)}" for f in files]
+    """Script URLs the shell loads up front: uPlot and app.js. Page files are loaded when
+    a page is first opened (see :func:`page_manifest`)."""
+    return [_url(static, static / "vendor" / "uPlot.iife.min.js"), _url(static, static / "app.js")]
+
+
+_REGISTER = re.compile(r"FM\.register\(\{(?P<body>.*?)\bmount\b", re.DOTALL)
+_FIELD = re.compile(
+    r"^\s*(id|title|icon):\s*'((?:[^'\\]|\\.)*)',?\s*$"
+    r"|^\s*(order):\s*(\d+),?\s*$|^\s*(ranged):\s*(true|false),?\s*$",
+    re.M,
+)
+
+
+def page_manifest(static: Path = STATIC) -> list[dict[str, Any]]:
+    """Every page file's navigation entry (id, title, order, ranged, icon) and its URL,
+    read from the literal fields of its ``FM.register({...})`` call, so the navigation is
+    drawn at once while each page's code loads only when the page is opened."""
+    pages = []
+    for f in sorted((static / "pages").glob("*.js")):
+        m = _REGISTER.search(f.read_text())
+        if m is None:
+            raise ValueError(f"{f.name}: no FM.register({{..., mount}}) call")
+        entry: dict[str, Any] = {"order": 100, "ranged": False, "icon": "", "src": _url(static, f)}
+        for fm in _FIELD.finditer(m.group("body")):
+            if fm.group(1):
+                entry[fm.group(1)] = fm.group(2).replace("\\'", "'")
+            elif fm.group(3):
+                entry["order"] = int(fm.group(4))
+            else:
+                entry["ranged"] = fm.group(6) == "true"
+        if "id" not in entry or "title" not in entry:
+            raise ValueError(f"{f.name}: FM.register needs literal id: '...' and title: '...'")
+        pages.append(entry)
+    return sorted(pages, key=lambda e: (e["order"], e["id"]))
 
 
 def render_shell(static: Path = STATIC) -> str:
-    """index.html with its scripts and stylesheets filled in (the CSRF token goes in per
-    request)."""
+    """index.html with its scripts, page manifest and stylesheets filled in (the CSRF token
+    goes in per request)."""
     scripts = "\n".join(f'<script src="{html.escape(s)}" defer></script>'
                         for s in page_scripts(static))  # fmt: skip
+    manifest = json.dumps(page_manifest(static)).replace("</", "<\\/")
+    scripts += f'\n<script id="fm-pages" type="application/json">{manifest}</script>'
     css = static / "style.css"
     uplot_css = static / "vendor" / "uPlot.min.css"
     return (

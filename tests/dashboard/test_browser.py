@@ -163,7 +163,14 @@ def test_agent_page_lists_collectors_in_dark_mode(
         assert down.locator(".pill").inner_text() == "down"
         assert "every app metrics URL failed" in down.locator(".err").inner_text()
         assert "State store" in page.locator('[data-card="store"]').inner_text()
-        assert page.locator("nav a").all_inner_texts() == ["Overview", "Agent"]
+        assert page.locator("nav a").all_inner_texts() == [
+            "Overview", "Logs", "Alerts", "Scaling", "Deploys", "Cost", "Fleet", "Agent"
+        ]  # fmt: skip
+        # only the open page's code was loaded
+        loaded = page.evaluate("[...document.scripts].map((s) => s.src).filter((s) => s)")
+        assert [u.split("/static/")[1].split("?")[0] for u in loaded] == [
+            "vendor/uPlot.iife.min.js", "app.js", "pages/agent.js"
+        ]  # fmt: skip
         assert page.locator('nav a[aria-current="page"]').inner_text() == "Agent"
         assert page.locator("#ranges").is_hidden()
         bg = page.evaluate("getComputedStyle(document.body).backgroundColor")

@@ -1,6 +1,8 @@
 /* fastmango dashboard shell: page registry, hash router, range picker, API helpers,
    uPlot charts and the live event stream. Plain JS, no build step.
-   A page is one file in static/pages/ that calls FM.register({...}); see pages/agent.js. */
+   A page is one file in static/pages/ that calls FM.register({...}); see pages/agent.js.
+   The server lists every page (id, title, order, icon) in a manifest, so the nav is drawn
+   at once; a page's own file is loaded when the page is first opened. */
 (function () {
   'use strict';
 
@@ -285,10 +287,35 @@
     }
   }
 
-  function route() {
+  /** a page's code, loaded on its first visit (the nav comes from the manifest) */
+  const loading = {};
+  function load(page) {
+    if (page.mount) return Promise.resolve(page);
+    if (!loading[page.id]) {
+      loading[page.id] = new Promise((resolve, reject) => {
+        const s = document.createElement('script');
+        s.src = page.src;
+        s.onload = () => resolve();
+        s.onerror = () => { delete loading[page.id]; reject(new Error('could not load ' + page.title)); };
+        document.head.append(s);
+      });
+    }
+    return loading[page.id].then(() => FM.pages.find((p) => p.id === page.id));
+  }
+
+  let routing = 0;
+  async function route() {
     const { id, params } = parseHash();
-    const page = FM.pages.find((p) => p.id === id) || FM.pages[0];
+    let page = FM.pages.find((p) => p.id === id) || FM.pages[0];
     if (!page) return;
+    const seq = ++routing;
+    try {
+      page = await load(page);
+    } catch (e) {
+      banner(e.message + '; is the agent still running?');
+      return;
+    }
+    if (seq !== routing) return; // the user went elsewhere meanwhile
     const r = params.get('range');
     if (r && RANGES.includes(r)) { FM.range = r; localStorage.setItem('fm.range', r); }
     if (current && current.page === page) {
@@ -314,12 +341,16 @@
   }
 
   FM.register = function (page) {
+    const known = FM.pages.find((p) => p.id === page.id);
+    if (known) page = Object.assign({}, known, page);
     FM.pages = FM.pages.filter((p) => p.id !== page.id).concat([page]);
     FM.pages.sort((a, b) => (a.order || 100) - (b.order || 100));
     if (started) renderNav(current && current.page.id);
   };
 
   async function start() {
+    const manifest = document.getElementById('fm-pages');
+    if (manifest) JSON.parse(manifest.textContent).forEach((entry) => FM.register(entry));
     started = true;
     const stored = localStorage.getItem('fm.range');
     if (stored && RANGES.includes(stored)) FM.range = stored;
