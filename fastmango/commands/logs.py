@@ -1,7 +1,231 @@
-"""``fastmango logs``: placeholder until its issue lands."""
+"""``fastmango logs``: search, follow and export the logs the running agent indexed."""
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+from typing import Any
+
 import click
 
-COMMANDS: list[click.Command] = []
+_COLOURS = {
+    "trace": "bright_black",
+    "debug": "bright_black",
+    "info": "green",
+    "notice": "cyan",
+    "warn": "yellow",
+    "error": "red",
+    "fatal": "magenta",
+}
+
+
+def _format(line: dict[str, Any], colour: bool) -> str:
+    import time
+
+    ts = line.get("ts") or 0.0
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ts)) + f"{ts % 1:.3f}"[1:] + "Z"
+    level = (line.get("level") or "-").upper()
+    lv = f"{level:<6}"
+    if colour and line.get("level") in _COLOURS:
+        lv = click.style(lv, fg=_COLOURS[line["level"]], bold=line["level"] in ("error", "fatal"))
+    src = line.get("source") or ""
+    if colour:
+        src = click.style(src, dim=True)
+    return f"{stamp} {lv} {src} {line.get('text', '')}"
+
+
+def _emit(line: dict[str, Any], as_json: bool, colour: bool) -> None:
+    import json
+
+    if as_json:
+        click.echo(json.dumps(line, ensure_ascii=False))
+    else:
+        click.echo(_format(line, colour))
+
+
+@click.command("logs")
+@click.option("--tail", "-f", "follow", is_flag=True, help="Follow new lines as they are indexed.")
+@click.option(
+    "--search",
+    "-s",
+    "query",
+    default=None,
+    metavar="QUERY",
+    help='Query: words, "phrases", prefix*, AND/OR/NOT, level:error, status>=500, '
+    "/regex/ (see README).",
+)
+@click.option("--since", help="Start: 15m, 2h, 7d ago, Unix seconds or ISO 8601.")
+@click.option("--until", help="End: 15m ago, Unix seconds or ISO 8601.")
+@click.option(
+    "--limit",
+    "-n",
+    type=click.IntRange(1, 10_000),
+    default=100,
+    show_default=True,
+    help="Lines to show (newest ones, printed oldest first).",
+)
+@click.option("--count", is_flag=True, help="Also print how many lines match in all.")
+@click.option("--export", "export", is_flag=True, help="Write every match (oldest first).")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["jsonl", "csv"]),
+    default="jsonl",
+    show_default=True,
+    help="Export format.",
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Export to this file (default: stdout).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print lines as JSON objects.")
+@click.option("--url", help="Agent URL (default: from the settings).")
+@click.pass_context
+def logs(
+    ctx: click.Context,
+    follow: bool,
+    query: str | None,
+    since: str | None,
+    until: str | None,
+    limit: int,
+    count: bool,
+    export: bool,
+    fmt: str,
+    output: Path | None,
+    as_json: bool,
+    url: str | None,
+) -> None:
+    """Search, follow (--tail) or export (--export) the logs the agent indexed.
+
+    \b
+    fastmango logs --search 'level:error' --since 1h
+    fastmango logs --tail --search 'status>=500'
+    fastmango logs --export --format csv -o errors.csv --search 'level>=warn'
+    """
+    from fastmango.commands.common import load
+
+    colour = sys.stdout.isatty() and not as_json
+    if export:
+        _export(ctx, url, load, query or "", since, until, fmt, output)
+        return
+    if follow:
+        _follow(ctx, url, load, query or "", as_json, colour)
+        return
+    from fastmango.agent.client import agent_request
+
+    params: dict[str, Any] = {"q": query or "", "limit": limit, "count": count}
+    if since:
+        params["since"] = since
+    if until:
+        params["until"] = until
+    doc = agent_request(ctx, "GET", "/api/logs/search", url, load, params=params, timeout=60)
+    for line in reversed(doc["lines"]):
+        _emit(line, as_json, colour)
+    if count:
+        exact = "" if doc.get("exact", True) else " (at least; the scan stopped early)"
+        click.echo(f"{doc['count']} matching lines{exact}", err=True)
+
+
+def _stream(
+    ctx: click.Context,
+    url: str | None,
+    load: Any,
+    path: str,
+    params: dict[str, Any],
+    timeout: float | None,
+) -> Any:
+    import httpx
+
+    from fastmango.agent.client import agent_address
+    from fastmango.errors import AgentNotRunning
+
+    base, headers = agent_address(ctx, url, load)
+    client = httpx.Client(timeout=httpx.Timeout(10.0, read=timeout))
+    try:
+        resp = client.send(
+            client.build_request("GET", base + path, params=params, headers=headers), stream=True
+        )
+    except httpx.TransportError as exc:
+        client.close()
+        click.echo(f"fastmango: {AgentNotRunning.hint(base, exc)}", err=True)
+        raise SystemExit(1) from None
+    if resp.status_code >= 400:
+        resp.read()
+        try:
+            detail = resp.json().get("detail", resp.text)
+        except ValueError:
+            detail = resp.text
+        if isinstance(detail, dict):
+            detail = detail.get("message", detail)
+        resp.close()
+        client.close()
+        click.echo(f"fastmango: {path} answered {resp.status_code}: {detail}", err=True)
+        raise SystemExit(1)
+    return client, resp
+
+
+def _export(
+    ctx: click.Context,
+    url: str | None,
+    load: Any,
+    query: str,
+    since: str | None,
+    until: str | None,
+    fmt: str,
+    output: Path | None,
+) -> None:
+    params: dict[str, Any] = {"q": query, "format": fmt}
+    if since:
+        params["since"] = since
+    if until:
+        params["until"] = until
+    client, resp = _stream(ctx, url, load, "/api/logs/export", params, None)
+    written = 0
+    try:
+        out = output.open("wb") if output else sys.stdout.buffer
+        try:
+            for chunk in resp.iter_bytes():
+                out.write(chunk)
+                written += len(chunk)
+                if output is not None and sys.stderr.isatty():
+                    click.echo(f"\r{written / 1e6:.1f} MB", err=True, nl=False)
+        finally:
+            if output is not None:
+                out.close()
+    finally:
+        resp.close()
+        client.close()
+    if output is not None:
+        click.echo(f"\rwrote {written} bytes to {output}", err=True)
+
+
+def _follow(
+    ctx: click.Context, url: str | None, load: Any, query: str, as_json: bool, colour: bool
+) -> None:
+    import json
+
+    client, resp = _stream(ctx, url, load, "/api/logs/tail", {"q": query, "backlog": 10}, None)
+    event = ""
+    try:
+        for raw in resp.iter_lines():
+            if raw.startswith("event:"):
+                event = raw[6:].strip()
+            elif raw.startswith("data:") and event == "line":
+                _emit(json.loads(raw[5:]), as_json, colour)
+                sys.stdout.flush()
+            elif raw.startswith("data:") and event == "dropped":
+                click.echo(
+                    f"fastmango: {json.loads(raw[5:])['dropped']} lines skipped "
+                    "(the terminal fell behind)",
+                    err=True,
+                )
+    except KeyboardInterrupt:
+        pass
+    finally:
+        resp.close()
+        client.close()
+
+
+COMMANDS: list[click.Command] = [logs]

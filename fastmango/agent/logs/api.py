@@ -1,11 +1,237 @@
-"""HTTP API of the agent's logs part, mounted by :func:`fastmango.agent.api.create_app`."""
+"""HTTP API of the agent's logs part, mounted by :func:`fastmango.agent.api.create_app`.
+
+* ``GET /api/logs/search?q=&since=&until=&limit=&order=&count=`` — matching lines,
+  newest first, and optionally their exact count;
+* ``GET /api/logs/tail?q=&backlog=`` — Server-Sent Events: the newest ``backlog`` matches,
+  then each new matching line as it is indexed (``line`` events);
+* ``GET /api/logs/export?q=&since=&until=&format=jsonl|csv`` — every match, oldest
+  first, streamed (constant memory);
+* ``GET /api/logs/status`` — files followed, index size, redaction counts.
+
+A malformed query answers 400 naming the position and the problem.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import asyncio
+import contextlib
+import csv
+import io
+import json
+import time
+from collections.abc import AsyncIterator, Iterator
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from fastapi import FastAPI
+from fastapi import FastAPI, HTTPException, Query
+from fastapi.responses import StreamingResponse
+from fastapi.sse import EventSourceResponse, ServerSentEvent
+from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
+
+if TYPE_CHECKING:
+    from fastmango.agent.logs.query import Node
+    from fastmango.agent.logs.service import LogsService
+
+OFF = (
+    "logs are off: set logs.paths (FASTMANGO_LOGS__PATHS) or run the app under the agent "
+    "(fastmango agent -- CMD)"
+)
+
+Q = Annotated[
+    str,
+    Query(
+        max_length=4000,
+        description='Query: words, "phrases", prefix*, '
+        "AND/OR/NOT, level:error, status>=500, /regex/",
+    ),
+]
+T = Annotated[str | None, Query(max_length=40, description="Unix seconds, ISO 8601, or 15m ago")]
+
+
+def parse_when(value: str | None, now: float, name: str) -> float | None:
+    from fastmango.agent.api import parse_time
+    from fastmango.collector.logs.parse import parse_time_value
+
+    if value is None or value == "":
+        return None
+    try:
+        return parse_time(value, now)
+    except ValueError:
+        ts = parse_time_value(value)
+        if ts is None:
+            raise HTTPException(
+                400,
+                f"{name}: {value!r} is neither Unix seconds, an ISO 8601 "
+                "time, nor a duration like 15m",
+            ) from None
+        return ts
+
+
+def compile_query(q: str) -> Node | None:
+    from fastmango.agent.logs.query import QueryError, parse_query
+
+    try:
+        return parse_query(q)
+    except QueryError as exc:
+        raise HTTPException(400, f"bad query {exc}") from None
 
 
 def mount(app: FastAPI, agent: Any) -> None:
     """Add this part's routes to the agent's app."""
+
+    def service() -> LogsService:
+        svc = agent.services.get("logs")
+        if svc is None or getattr(svc, "index", None) is None:
+            raise HTTPException(404, OFF)  # nothing to search: no log source is set
+        return svc  # type: ignore[no-any-return]
+
+    @app.get("/api/logs/search", summary="Search the indexed logs (newest first)")
+    async def search(
+        q: Q = "",
+        since: T = None,
+        until: T = None,
+        limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
+        order: Literal["newest", "oldest"] = "newest",
+        count: Annotated[bool, Query(description="Also count every match")] = False,
+    ) -> dict[str, Any]:
+        from fastmango.agent.logs import search as s
+
+        svc = service()
+        now = time.time()
+        node = compile_query(q)
+        plan = s.Plan.of(node, parse_when(since, now, "since"), parse_when(until, now, "until"))
+        assert svc.index is not None
+        index = svc.index
+
+        def run() -> dict[str, Any]:
+            began = time.perf_counter()
+            out: list[dict[str, Any]] = []
+            scanned = [0]
+            partial = False
+            for line in s.lines(index, plan, order == "newest", scanned):
+                out.append(line.as_dict())
+                if len(out) >= limit:
+                    break
+                if scanned[0] >= 2_000_000:
+                    partial = True
+                    break
+            doc: dict[str, Any] = {
+                "lines": out,
+                "fts": plan.expr,
+                "checked": plan.check,
+                "partial": partial,
+            }
+            if count:
+                n, exact = s.count(index, plan)
+                doc["count"], doc["exact"] = n, exact
+            doc["took_ms"] = round((time.perf_counter() - began) * 1000, 3)
+            return doc
+
+        return await run_in_threadpool(run)
+
+    @app.get(
+        "/api/logs/tail",
+        response_class=EventSourceResponse,
+        summary="Server-Sent Events: matching lines as they are indexed",
+    )
+    async def tail(
+        q: Q = "", backlog: Annotated[int, Query(ge=0, le=1000)] = 0
+    ) -> AsyncIterator[ServerSentEvent]:
+        from fastmango.agent.logs import search as s
+
+        svc = service()
+        node = compile_query(q)
+        sub = svc.subscribe(node)
+        try:
+            yield ServerSentEvent(data={"time": time.time(), "query": q}, event="hello", retry=2000)
+            if backlog:
+                assert svc.index is not None
+                index = svc.index
+
+                def newest() -> list[dict[str, Any]]:
+                    out = []
+                    for line in s.lines(index, s.Plan.of(node)):
+                        out.append(line.as_dict())
+                        if len(out) >= backlog:
+                            break
+                    return out[::-1]
+
+                seen = 0
+                for d in await run_in_threadpool(newest):
+                    seen = d["id"]
+                    yield ServerSentEvent(data=d, event="line", id=str(d["id"]))
+            else:
+                seen = 0
+            while True:
+                try:
+                    line = await asyncio.wait_for(sub.queue.get(), 15)
+                except TimeoutError:
+                    yield ServerSentEvent(comment="keep-alive")
+                    continue
+                batch = [line]
+                with contextlib.suppress(asyncio.QueueEmpty):
+                    while len(batch) < 500:
+                        batch.append(sub.queue.get_nowait())
+                for ln in batch:
+                    if ln.id > seen:
+                        yield ServerSentEvent(data=ln.as_dict(), event="line", id=str(ln.id))
+                if sub.dropped:
+                    yield ServerSentEvent(data={"dropped": sub.dropped}, event="dropped")
+                    sub.dropped = 0
+        finally:
+            svc.unsubscribe(sub)
+
+    @app.get("/api/logs/export", summary="Every match, oldest first, streamed as JSONL or CSV")
+    async def export(
+        q: Q = "",
+        since: T = None,
+        until: T = None,
+        format: Literal["jsonl", "csv"] = "jsonl",
+    ) -> StreamingResponse:
+        from fastmango.agent.logs import search as s
+
+        svc = service()
+        now = time.time()
+        node = compile_query(q)
+        plan = s.Plan.of(node, parse_when(since, now, "since"), parse_when(until, now, "until"))
+        assert svc.index is not None
+        index = svc.index
+
+        def chunks() -> Iterator[bytes]:
+            buf: list[str] = []
+            size = 0
+            sio = io.StringIO()
+            writer = csv.writer(sio) if format == "csv" else None
+            if writer is not None:
+                writer.writerow(["id", "time", "level", "source", "text"])
+            for line in s.lines(index, plan, newest_first=False):
+                if writer is not None:
+                    iso = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(line.ts))
+                    frac = f"{line.ts % 1:.3f}"[1:]
+                    writer.writerow([line.id, iso + frac + "Z", line.level, line.source, line.text])
+                    piece = sio.getvalue()
+                    sio.seek(0)
+                    sio.truncate()
+                else:
+                    piece = json.dumps(line.as_dict(), ensure_ascii=False) + "\n"
+                buf.append(piece)
+                size += len(piece)
+                if size >= 256 * 1024:
+                    yield "".join(buf).encode()
+                    buf, size = [], 0
+            if writer is not None and not buf:
+                buf.append(sio.getvalue())
+            if buf:
+                yield "".join(buf).encode()
+
+        media = "text/csv" if format == "csv" else "application/x-ndjson"
+        name = f"logs.{format}"
+        return StreamingResponse(
+            iterate_in_threadpool(chunks()),
+            media_type=media,
+            headers={"Content-Disposition": f'attachment; filename="{name}"'},
+        )
+
+    @app.get("/api/logs/status", summary="Files followed, index size, redactions")
+    async def status() -> dict[str, Any]:
+        svc = service()
+        return await run_in_threadpool(svc.status)

@@ -1,0 +1,493 @@
+"""The log store: compressed text blocks plus a contentless FTS5 index, in its own
+SQLite file beside the agent's state (``<state_dir>/logs.db``).
+
+Layout
+    * every event gets a global id (its FTS5 rowid), in the order it was read;
+    * ``blocks`` hold the events of one ingest batch, zlib-compressed: times, levels,
+      sources and the (redacted) text, column by column;
+    * ``fts_<n>`` are contentless FTS5 tables (``content=''``, so the text is not kept
+      twice), one per *segment* of ids; columns ``msg`` (message and field values,
+      without the timestamp), ``lv`` (level) and ``lg`` (logger);
+    * ``checkpoints`` hold each followed file's read offset, written in the same
+      transaction as its events: a restart (even after ``kill -9``) resumes without
+      loss or repeats.
+
+Retention drops whole segments, oldest first (by age, or while the file is over its
+size budget): a ``DROP TABLE`` and a range delete, never a row-by-row index update.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+import struct
+import threading
+import time
+import zlib
+from array import array
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from fastmango.collector.logs.parse import CODE_OF, LEVEL_CODES, fast
+
+_HEAD = struct.Struct("<II")  # n events, text bytes
+_FTS_OPTS = "content='', columnsize=0, detail=full"
+#: events per compressed block: big enough to compress well, small enough that showing
+#: one line decompresses little
+BLOCK_LINES = 1024
+
+
+@dataclass(slots=True)
+class Line:
+    """One stored event as the API returns it."""
+
+    id: int
+    ts: float
+    level: str
+    source: str
+    text: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "ts": self.ts,
+            "level": self.level or None,
+            "source": self.source,
+            "text": self.text,
+        }
+
+
+@dataclass(slots=True)
+class Block:
+    first_id: int
+    ts: array[float]
+    levels: bytes
+    sources: array[int]
+    texts: list[str]
+
+
+def encode_block(
+    ts: list[float], levels: bytes, sources: list[int], texts: list[str], level: int = 1
+) -> bytes:
+    body = [t.encode("utf-8", "surrogatepass") for t in texts]
+    lengths = array("I", map(len, body))
+    blob = b"".join(body)
+    parts = [
+        _HEAD.pack(len(texts), len(blob)),
+        array("d", ts).tobytes(),
+        levels,
+        array("H", sources).tobytes(),
+        lengths.tobytes(),
+        blob,
+    ]
+    return zlib.compress(b"".join(parts), level)
+
+
+def decode_block(first_id: int, data: bytes) -> Block:
+    raw = zlib.decompress(data)
+    n, _nb = _HEAD.unpack_from(raw, 0)
+    pos = _HEAD.size
+    ts = array("d")
+    ts.frombytes(raw[pos : pos + 8 * n])
+    pos += 8 * n
+    levels = raw[pos : pos + n]
+    pos += n
+    sources = array("H")
+    sources.frombytes(raw[pos : pos + 2 * n])
+    pos += 2 * n
+    lengths = array("I")
+    lengths.frombytes(raw[pos : pos + 4 * n])
+    pos += 4 * n
+    texts = []
+    for ln in lengths:
+        texts.append(raw[pos : pos + ln].decode("utf-8", "surrogatepass"))
+        pos += ln
+    return Block(first_id, ts, levels, sources, texts)
+
+
+class Ingestor:
+    """Parses events into (ts, level code, logger, index text) through the parser's fast
+    path (one anchored match per line for the common shapes)."""
+
+    def __init__(self, now: Callable[[], float] = time.time) -> None:
+        self._now = now
+
+    def parse_many(
+        self, texts: list[str], hints: list[float | None]
+    ) -> tuple[list[float], bytes, list[tuple[str, str, str]]]:
+        now = self._now()
+        year = time.gmtime(now).tm_year
+        ts_out: list[float] = []
+        lv_out = bytearray()
+        docs: list[tuple[str, str, str]] = []
+        code_of = CODE_OF
+        for text, th in zip(texts, hints, strict=True):
+            ts, level, logger, msg = fast(text, year, now)
+            if ts is None:
+                ts = th if th is not None else now
+            ts_out.append(ts)
+            lv_out.append(code_of[level] if level else 0)
+            docs.append((msg, level or "", logger or ""))
+        return ts_out, bytes(lv_out), docs
+
+
+class LogIndex:
+    """The store. One writer (the ingest thread); readers open their own connections."""
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        max_bytes: int = 500 * 10**6,
+        max_age: float = 7 * 86400,
+        segment_lines: int = 2_000_000,
+        compress_level: int = 1,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.path = Path(path)
+        self.max_bytes = max_bytes
+        self.max_age = max_age
+        self.segment_lines = segment_lines
+        self.compress_level = compress_level
+        self.clock = clock
+        self._db: sqlite3.Connection | None = None
+        self._local = threading.local()
+        self._sources: dict[str, int] = {}
+        self._source_names: dict[int, str] = {}
+        self._seg: tuple[int, int, float] | None = None  # (seg, lines, created)
+        self.next_id = 1
+        self._blocks_cache: OrderedDict[int, Block] = OrderedDict()
+        self._cache_lock = threading.Lock()
+        #: (segment, FTS5 expression) → (last id counted, matches up to it): the index
+        #: only grows, so a repeated count only counts the ids added since
+        self.counts: OrderedDict[tuple[int, str], tuple[int, int]] = OrderedDict()
+        self.ingestor = Ingestor(clock)
+
+    # -- opening -------------------------------------------------------------------
+    def open(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        db.execute("PRAGMA auto_vacuum=INCREMENTAL")
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")
+        db.execute("PRAGMA cache_size=-8000")
+        db.executescript("""
+            CREATE TABLE IF NOT EXISTS segments(seg INTEGER PRIMARY KEY, first_id INT,
+                last_id INT, lines INT, created REAL);
+            CREATE TABLE IF NOT EXISTS blocks(first_id INTEGER PRIMARY KEY, last_id INT,
+                seg INT, t_min REAL, t_max REAL, data BLOB);
+            CREATE TABLE IF NOT EXISTS sources(id INTEGER PRIMARY KEY, name TEXT UNIQUE);
+            CREATE TABLE IF NOT EXISTS checkpoints(fp TEXT PRIMARY KEY, name TEXT,
+                offset INT, updated REAL);
+            CREATE INDEX IF NOT EXISTS blocks_tmax ON blocks(t_max);
+        """)
+        self._db = db
+        for sid, name in db.execute("SELECT id, name FROM sources"):
+            self._sources[name] = sid
+            self._source_names[sid] = name
+        row = db.execute("SELECT max(last_id) FROM blocks").fetchone()
+        self.next_id = (row[0] or 0) + 1
+        seg = db.execute(
+            "SELECT seg, lines, created FROM segments ORDER BY seg DESC LIMIT 1"
+        ).fetchone()
+        if seg is not None:
+            self._seg = (seg[0], seg[1], seg[2])
+
+    def close(self) -> None:
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+
+    def _reader(self) -> sqlite3.Connection:
+        db: sqlite3.Connection | None = getattr(self._local, "db", None)
+        if db is None:
+            db = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, check_same_thread=False)
+            db.execute("PRAGMA cache_size=-4000")
+            self._local.db = db
+        return db
+
+    @property
+    def db(self) -> sqlite3.Connection:
+        if self._db is None:
+            raise RuntimeError("the log index is not open")
+        return self._db
+
+    # -- writing -------------------------------------------------------------------
+    def checkpoints(self) -> dict[str, tuple[str, int]]:
+        return {
+            fp: (name, off)
+            for fp, name, off in self.db.execute("SELECT fp, name, offset FROM checkpoints")
+        }
+
+    def source_id(self, name: str) -> int:
+        sid = self._sources.get(name)
+        if sid is None:
+            cur = self.db.execute("INSERT OR IGNORE INTO sources(name) VALUES (?)", (name,))
+            sid = (
+                cur.lastrowid
+                or self.db.execute("SELECT id FROM sources WHERE name=?", (name,)).fetchone()[0]
+            )
+            assert sid is not None
+            self._sources[name] = sid
+            self._source_names[sid] = name
+        return sid
+
+    def _segment(self, now: float) -> int:
+        if self._seg is None or self._seg[1] >= self.segment_lines or (now - self._seg[2] > 86400):
+            seg = (self._seg[0] + 1) if self._seg else 1
+            self.db.execute(
+                f"CREATE VIRTUAL TABLE IF NOT EXISTS fts_{seg} USING fts5(msg, lv, lg, {_FTS_OPTS})"
+            )
+            self.db.execute(f"INSERT INTO fts_{seg}(fts_{seg}, rank) VALUES('pgsz', 4050)")
+            self.db.execute(f"INSERT INTO fts_{seg}(fts_{seg}, rank) VALUES('automerge', 8)")
+            self.db.execute(
+                "INSERT INTO segments VALUES (?,?,?,?,?)",
+                (seg, self.next_id, self.next_id - 1, 0, now),
+            )
+            self._seg = (seg, 0, now)
+        return self._seg[0]
+
+    def ingest(
+        self,
+        texts: list[str],
+        sources: list[int],
+        hints: list[float | None],
+        checkpoints: dict[str, tuple[str, int]] | None = None,
+    ) -> list[Line]:
+        """Store one batch of (already redacted) events and the read offsets that go
+        with them, in one transaction. Returns the stored lines (for live tail)."""
+        now = self.clock()
+        ts, levels, docs = self.ingestor.parse_many(texts, hints)
+        db = self.db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            lines: list[Line] = []
+            if texts:
+                seg = self._segment(now)
+                first = self.next_id
+                last = first + len(texts) - 1
+                db.executemany(
+                    f"INSERT INTO fts_{seg}(rowid, msg, lv, lg) VALUES (?,?,?,?)",
+                    [(first + i, *d) for i, d in enumerate(docs)],
+                )
+                step = BLOCK_LINES
+                db.executemany(
+                    "INSERT INTO blocks VALUES (?,?,?,?,?,?)",
+                    [
+                        (
+                            first + k,
+                            min(first + k + step, last + 1) - 1,
+                            seg,
+                            min(ts[k : k + step]),
+                            max(ts[k : k + step]),
+                            encode_block(
+                                ts[k : k + step],
+                                levels[k : k + step],
+                                sources[k : k + step],
+                                texts[k : k + step],
+                                self.compress_level,
+                            ),
+                        )
+                        for k in range(0, len(texts), step)
+                    ],
+                )
+                db.execute(
+                    "UPDATE segments SET last_id=?, lines=lines+? WHERE seg=?",
+                    (last, len(texts), seg),
+                )
+                assert self._seg is not None
+                self._seg = (seg, self._seg[1] + len(texts), self._seg[2])
+                self.next_id = last + 1
+                names = self._source_names
+                lines = [
+                    Line(
+                        first + i,
+                        ts[i],
+                        LEVEL_CODES[levels[i]],
+                        names.get(sources[i], ""),
+                        texts[i],
+                    )
+                    for i in range(len(texts))
+                ]
+            if checkpoints:
+                db.executemany(
+                    "INSERT OR REPLACE INTO checkpoints VALUES (?,?,?,?)",
+                    [(fp, name, off, now) for fp, (name, off) in checkpoints.items()],
+                )
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        return lines
+
+    def forget_checkpoints(self, fps: list[str]) -> None:
+        self.db.executemany("DELETE FROM checkpoints WHERE fp=?", [(f,) for f in fps])
+
+    def size_bytes(self) -> int:
+        total = 0
+        for suffix in ("", "-wal"):
+            with contextlib.suppress(FileNotFoundError):
+                total += Path(str(self.path) + suffix).stat().st_size
+        return total
+
+    def enforce_retention(self) -> int:
+        """Drop the oldest segments past ``max_age`` or while over ``max_bytes`` (the
+        newest segment always stays). Returns how many were dropped."""
+        db = self.db
+        dropped = 0
+        now = self.clock()
+        while True:
+            segs = db.execute("SELECT seg, first_id, last_id FROM segments ORDER BY seg").fetchall()
+            if len(segs) < 2:
+                break
+            seg, _first, _last = segs[0]
+            tmax = db.execute("SELECT max(t_max) FROM blocks WHERE seg=?", (seg,)).fetchone()[0]
+            data_bytes = self._data_bytes()
+            too_old = tmax is not None and tmax < now - self.max_age
+            if not too_old and data_bytes <= self.max_bytes:
+                break
+            db.execute("BEGIN IMMEDIATE")
+            db.execute(f"DROP TABLE IF EXISTS fts_{seg}")
+            db.execute("DELETE FROM blocks WHERE seg=?", (seg,))
+            db.execute("DELETE FROM segments WHERE seg=?", (seg,))
+            db.execute("COMMIT")
+            dropped += 1
+            with self._cache_lock:
+                self._blocks_cache.clear()
+                self.counts.clear()
+        if dropped:
+            db.execute("PRAGMA incremental_vacuum")
+            db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        return dropped
+
+    def _data_bytes(self) -> int:
+        pc = self.db.execute("PRAGMA page_count").fetchone()[0]
+        fl = self.db.execute("PRAGMA freelist_count").fetchone()[0]
+        ps = self.db.execute("PRAGMA page_size").fetchone()[0]
+        return int((pc - fl) * ps)
+
+    def roll_segment_if_big(self) -> None:
+        """Start a new segment when the current one holds over a quarter of the size
+        budget, so retention by size has something to drop."""
+        if self._seg is not None and self._data_bytes() > self.max_bytes / 4 * (
+            len(self.db.execute("SELECT 1 FROM segments").fetchall())
+        ):
+            self._seg = (self._seg[0], self.segment_lines, self._seg[2])
+
+    # -- reading -------------------------------------------------------------------
+    def segments(self) -> list[tuple[int, int, int]]:
+        """(seg, first_id, last_id), newest first."""
+        return (
+            self._reader()
+            .execute("SELECT seg, first_id, last_id FROM segments ORDER BY seg DESC")
+            .fetchall()
+        )
+
+    def block(self, first_id: int, data: bytes | None = None) -> Block:
+        with self._cache_lock:
+            b = self._blocks_cache.get(first_id)
+            if b is not None:
+                self._blocks_cache.move_to_end(first_id)
+                return b
+        if data is None:
+            row = (
+                self._reader()
+                .execute("SELECT data FROM blocks WHERE first_id=?", (first_id,))
+                .fetchone()
+            )
+            if row is None:
+                raise KeyError(first_id)
+            data = row[0]
+        b = decode_block(first_id, data)
+        with self._cache_lock:
+            self._blocks_cache[first_id] = b
+            while len(self._blocks_cache) > 16:
+                self._blocks_cache.popitem(last=False)
+        return b
+
+    def block_of(self, row_id: int) -> tuple[int, int]:
+        r = (
+            self._reader()
+            .execute(
+                "SELECT first_id, last_id FROM blocks WHERE first_id<=? ORDER BY first_id DESC LIMIT 1",  # noqa: E501
+                (row_id,),
+            )
+            .fetchone()
+        )
+        if r is None:
+            raise KeyError(row_id)
+        return int(r[0]), int(r[1])
+
+    def source_name(self, sid: int) -> str:
+        name = self._source_names.get(sid)
+        if name is None:
+            row = self._reader().execute("SELECT name FROM sources WHERE id=?", (sid,)).fetchone()
+            name = row[0] if row else ""
+            self._source_names[sid] = name
+        return name
+
+    def line(self, b: Block, i: int) -> Line:
+        return Line(
+            b.first_id + i,
+            b.ts[i],
+            LEVEL_CODES[b.levels[i]],
+            self.source_name(b.sources[i]),
+            b.texts[i],
+        )
+
+    def blocks_in(
+        self, lo: int, hi: int, t0: float | None, t1: float | None, newest_first: bool = True
+    ) -> Iterator[tuple[int, int, float, float]]:
+        """(first_id, last_id, t_min, t_max) of blocks overlapping ids and times."""
+        sql = (
+            "SELECT first_id, last_id, t_min, t_max FROM blocks WHERE last_id>=? AND first_id<=?"
+            + (" AND t_max>=?" if t0 is not None else "")
+            + (" AND t_min<=?" if t1 is not None else "")
+            + f" ORDER BY first_id {'DESC' if newest_first else 'ASC'}"
+        )
+        args: list[Any] = [lo, hi]
+        if t0 is not None:
+            args.append(t0)
+        if t1 is not None:
+            args.append(t1)
+        yield from self._reader().execute(sql, args)
+
+    def fts_rowids(
+        self, seg: int, expr: str, lo: int, hi: int, newest_first: bool = True
+    ) -> Iterator[int]:
+        order = "DESC" if newest_first else "ASC"
+        cur = self._reader().execute(
+            f"SELECT rowid FROM fts_{seg} WHERE fts_{seg} MATCH ? AND rowid BETWEEN ? AND ? "
+            f"ORDER BY rowid {order}",
+            (expr, lo, hi),
+        )
+        for (rid,) in cur:
+            yield rid
+
+    def fts_count(self, seg: int, expr: str, lo: int, hi: int) -> int:
+        return int(
+            self._reader()
+            .execute(
+                f"SELECT count(*) FROM fts_{seg} WHERE fts_{seg} MATCH ? AND rowid BETWEEN ? AND ?",
+                (expr, lo, hi),
+            )
+            .fetchone()[0]
+        )
+
+    def stats(self) -> dict[str, Any]:
+        r = self._reader()
+        lines = r.execute(
+            "SELECT coalesce(sum(last_id-first_id+1),0), min(t_min), max(t_max) FROM blocks"
+        ).fetchone()
+        return {
+            "path": str(self.path),
+            "size_bytes": self.size_bytes(),
+            "lines": lines[0],
+            "oldest": lines[1],
+            "newest": lines[2],
+            "max_bytes": self.max_bytes,
+            "segments": len(self.segments()),
+        }

@@ -1,0 +1,561 @@
+"""Parsing one log event: timestamp, level, logger, message and fields.
+
+Three shapes are recognised: JSON lines (every field kept), logfmt (``key=value`` pairs),
+and plain text, where the timestamp is found among the common shapes (ISO 8601 and
+Python logging's ``2024-01-02 10:11:12,345``, syslog ``Jun 14 15:16:01``, Apache
+``[Sun Dec 04 04:47:44 2005]`` and ``[10/Oct/2000:13:55:36 -0700]``, Spark/log4j
+``17/06/09 20:10:40``, ``02 Jan 2024 10:11:12``) and the level just after it.
+
+:func:`parse` is a pure function and never raises: a line it cannot read is a message
+with no timestamp (the caller uses the time it was read) and level ``None``.
+Timestamps without a zone are taken as UTC; syslog's year-less stamps get the year of
+``now`` (or the one before, if that would put them in the future).
+"""
+
+from __future__ import annotations
+
+import calendar
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+#: level names → the normalized level
+LEVELS: dict[str, str] = {
+    "trace": "trace",
+    "finest": "trace",
+    "finer": "trace",
+    "debug": "debug",
+    "fine": "debug",
+    "dbg": "debug",
+    "verbose": "debug",
+    "info": "info",
+    "information": "info",
+    "informational": "info",
+    "config": "info",
+    "notice": "notice",
+    "warn": "warn",
+    "warning": "warn",
+    "error": "error",
+    "err": "error",
+    "severe": "error",
+    "critical": "fatal",
+    "crit": "fatal",
+    "fatal": "fatal",
+    "alert": "fatal",
+    "emerg": "fatal",
+    "emergency": "fatal",
+    "panic": "fatal",
+}
+#: the normalized levels, in order of severity (their index is the stored code; 0 = none)
+LEVEL_CODES = ("", "trace", "debug", "info", "notice", "warn", "error", "fatal")
+CODE_OF = {name: i for i, name in enumerate(LEVEL_CODES)}
+
+_MONTHS = {
+    m: i
+    for i, m in enumerate(
+        ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"), 1
+    )
+}
+
+_ISO = (
+    r"(?P<Y>\d{4})-(?P<m>\d\d)-(?P<d>\d\d)[T ](?P<H>\d\d):(?P<M>\d\d):(?P<S>\d\d)"
+    r"(?:[.,](?P<f>\d{1,9}))?(?P<z>Z|[+-]\d\d:?\d\d)?"
+)
+_MON = r"(?P<b>Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)"
+#: (name, regex) tried in turn; every regex has the groups it needs for _to_epoch
+_SHAPES: list[tuple[str, re.Pattern[str]]] = [
+    ("iso", re.compile(_ISO)),
+    (
+        "apache",
+        re.compile(
+            r"\[(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun) "
+            + _MON
+            + r" (?P<d>\d\d) (?P<H>\d\d):(?P<M>\d\d):(?P<S>\d\d)(?:\.(?P<f>\d+))? (?P<Y>\d{4})\]"
+        ),
+    ),
+    (
+        "clf",
+        re.compile(
+            r"\[(?P<d>\d\d)/" + _MON + r"/(?P<Y>\d{4}):(?P<H>\d\d):(?P<M>\d\d):"
+            r"(?P<S>\d\d) (?P<z>[+-]\d{4})\]"
+        ),
+    ),
+    (
+        "syslog",
+        re.compile(
+            r"^(?:<\d{1,3}>)?"
+            + _MON
+            + r" {1,2}(?P<d>\d{1,2}) (?P<H>\d\d):(?P<M>\d\d):(?P<S>\d\d)(?:\.(?P<f>\d+))?"
+        ),
+    ),
+    (
+        "yymmdd",
+        re.compile(
+            r"(?<![\d/])(?P<y>\d\d)/(?P<m>\d\d)/(?P<d>\d\d) "
+            r"(?P<H>\d\d):(?P<M>\d\d):(?P<S>\d\d)(?:[.,](?P<f>\d+))?"
+        ),
+    ),
+    (
+        "dmy",
+        re.compile(
+            r"(?<!\d)(?P<d>\d\d) " + _MON + r" (?P<Y>\d{4}) (?P<H>\d\d):(?P<M>\d\d):"
+            r"(?P<S>\d\d)(?:[.,](?P<f>\d+))?"
+        ),
+    ),
+]
+_LOGFMT = re.compile(r'([\w.@-]+)=("(?:[^"\\]|\\.)*"|[^\s"]*)')
+_PAIRS = re.compile(r"(?<![\w.-])([A-Za-z_][\w.-]{0,40})(?::|=) ?(\"[^\"]{0,200}\"|[^\s,;\"\]\)]+)")
+_TS_KEYS = ("timestamp", "time", "ts", "@timestamp", "asctime", "datetime", "date", "t")
+_LEVEL_KEYS = ("level", "levelname", "severity", "lvl", "log.level", "loglevel", "level_name")
+_MSG_KEYS = ("message", "msg", "event", "log", "text", "@message")
+_LOGGER_KEYS = ("logger", "name", "logger_name", "loggerName", "log.logger", "module")
+_RID_KEYS = ("request_id", "requestId", "req_id", "request-id", "x_request_id", "correlation_id")
+_EPOCH_CACHE: dict[tuple[int, ...], int] = {}
+
+
+@dataclass(slots=True)
+class Parsed:
+    """One event: ``ts`` (Unix seconds or None), ``level`` (normalized or None),
+    ``logger``, ``message`` (the text after timestamp and level), ``fields`` (JSON or
+    logfmt keys, ``request_id``…), ``shape`` (json, logfmt, iso, syslog…, text)."""
+
+    ts: float | None
+    level: str | None
+    logger: str | None
+    message: str
+    fields: dict[str, Any] = field(default_factory=dict)
+    shape: str = "text"
+
+
+def level_of(word: Any) -> str | None:
+    if isinstance(word, int | float) and not isinstance(word, bool):
+        # Python logging / pino / bunyan numeric levels
+        n = int(word)
+        table = ((60, "fatal"), (50, "error"), (40, "warn"), (30, "info"), (20, "debug"))
+        if n >= 10:
+            return next((name for lim, name in table if n >= lim), "trace")
+        return None
+    if not isinstance(word, str):
+        return None
+    return LEVELS.get(word.strip().lower())
+
+
+def _epoch(y: int, mo: int, d: int, h: int, mi: int, s: int) -> int:
+    key = (y, mo, d, h, mi, s)
+    v = _EPOCH_CACHE.get(key)
+    if v is None:
+        if len(_EPOCH_CACHE) > 100_000:
+            _EPOCH_CACHE.clear()
+        v = _EPOCH_CACHE[key] = calendar.timegm((y, mo, d, h, mi, s, 0, 0, 0))
+    return v
+
+
+def _zone(z: str | None) -> int:
+    if not z or z == "Z":
+        return 0
+    z = z.replace(":", "")
+    sign = -1 if z[0] == "-" else 1
+    return sign * (int(z[1:3]) * 3600 + int(z[3:5]) * 60)
+
+
+def _to_epoch(m: re.Match[str], now_year: int, now: float | None) -> float | None:
+    g = m.groupdict()
+    try:
+        mo = _MONTHS[g["b"].lower()] if g.get("b") else int(g["m"])
+        if g.get("Y"):
+            y = int(g["Y"])
+        elif g.get("y"):
+            y = 2000 + int(g["y"])
+        else:
+            y = now_year
+        t = _epoch(y, mo, int(g["d"]), int(g["H"]), int(g["M"]), int(g["S"]))
+        if not g.get("Y") and not g.get("y") and now is not None and t > now + 86400:
+            t = _epoch(y - 1, mo, int(g["d"]), int(g["H"]), int(g["M"]), int(g["S"]))
+        frac = g.get("f")
+        out = t - _zone(g.get("z")) + (int(frac) / 10 ** len(frac) if frac else 0.0)
+    except (ValueError, KeyError, OverflowError):
+        return None
+    return float(out)
+
+
+def parse_time_value(v: Any, now_year: int = 1970, now: float | None = None) -> float | None:
+    """A timestamp given as a JSON value: Unix seconds/milliseconds/ns, or a string."""
+    if isinstance(v, bool):
+        return None
+    if isinstance(v, int | float):
+        x = float(v)
+        if x != x or x in (float("inf"), float("-inf")):
+            return None
+        while x > 1e11:  # ms, µs, ns → s
+            x /= 1000
+        return x if x > 0 else None
+    if isinstance(v, str):
+        for _name, rx in _SHAPES:
+            m = rx.search(v, 0, 64)
+            if m:
+                return _to_epoch(m, now_year, now)
+    return None
+
+
+def _first(d: dict[str, Any], keys: tuple[str, ...]) -> tuple[str | None, Any]:
+    for k in keys:
+        if k in d:
+            return k, d[k]
+    return None, None
+
+
+def _parse_json(line: str, now_year: int, now: float | None) -> Parsed | None:
+    try:
+        obj = json.loads(line)
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(obj, dict):
+        return None
+    fields: dict[str, Any] = {}
+    for k, v in obj.items():
+        if isinstance(v, dict):  # one level of nesting flattened: {"http": {"status": 500}}
+            for k2, v2 in v.items():
+                fields[f"{k}.{k2}"] = v2
+        else:
+            fields[str(k)] = v
+    _k, tsv = _first(fields, _TS_KEYS)
+    _k, lv = _first(fields, _LEVEL_KEYS)
+    _mk, msg = _first(fields, _MSG_KEYS)
+    _k, lg = _first(fields, _LOGGER_KEYS)
+    rk, rid = _first(fields, _RID_KEYS)
+    if rid is not None and rk != "request_id":
+        fields["request_id"] = rid
+    message = msg if isinstance(msg, str) else ("" if msg is None else json.dumps(msg))
+    return Parsed(
+        parse_time_value(tsv, now_year, now),
+        level_of(lv),
+        lg if isinstance(lg, str) else None,
+        message,
+        fields,
+        "json",
+    )
+
+
+def _parse_logfmt(line: str, now_year: int, now: float | None) -> Parsed | None:
+    pairs = _LOGFMT.findall(line)
+    if len(pairs) < 2:
+        return None
+    fields: dict[str, Any] = {}
+    for k, v in pairs:
+        if v.startswith('"') and v.endswith('"') and len(v) >= 2:
+            v = v[1:-1].replace('\\"', '"').replace("\\\\", "\\")
+        fields[k] = v
+    _k, tsv = _first(fields, _TS_KEYS)
+    _k, lv = _first(fields, _LEVEL_KEYS)
+    _k, msg = _first(fields, _MSG_KEYS)
+    _k, lg = _first(fields, _LOGGER_KEYS)
+    rk, rid = _first(fields, _RID_KEYS)
+    if rid is not None and rk != "request_id":
+        fields["request_id"] = rid
+    return Parsed(
+        parse_time_value(tsv, now_year, now), level_of(lv), lg, msg or line, fields, "logfmt"
+    )
+
+
+def find_timestamp(
+    line: str, now_year: int, now: float | None, hint: int = 0
+) -> tuple[float | None, int, int, int]:
+    """(epoch, start, end, shape index) of the first timestamp in the line's first 120
+    characters; shapes are tried from ``hint`` (the shape that matched last) on."""
+    n = len(_SHAPES)
+    for j in range(n):
+        i = (hint + j) % n
+        m = _SHAPES[i][1].search(line, 0, 120)
+        if m:
+            ts = _to_epoch(m, now_year, now)
+            if ts is not None:
+                return ts, m.start(), m.end(), i
+    return None, 0, 0, hint
+
+
+_SEP = re.compile(r"\s*[-:|](?=\s)")
+
+
+def level_after(text: str, end: int) -> tuple[str | None, str | None, int]:
+    """(level, logger, where the message starts) from the four words after the
+    timestamp: an upper-case level name (``ERROR``, ``WARN:``), any name in brackets
+    (``[error]``), or ``level=x``; the logger is the dotted or colon-ended word after it."""
+    toks = text[end : end + 120].split(None, 4)
+    for j, tok in enumerate(toks[:4]):
+        level = None
+        if tok[:1] == "[" and tok[-1:] == "]":
+            level = LEVELS.get(tok[1:-1].lower())
+        else:
+            word = tok.rstrip(":,")
+            if word.isupper():
+                level = _LEVEL_UP.get(word)
+            elif "=" in word:
+                k, _e, v = word.partition("=")
+                if k.lower() in ("level", "lvl", "severity"):
+                    level = LEVELS.get(v.strip('"').lower())
+        if level is None:
+            continue
+        pos = text.find(tok, end) + len(tok)
+        lg = None
+        if j + 1 < len(toks):
+            nxt = toks[j + 1]
+            if (
+                nxt[:1].isalpha()
+                and (nxt.endswith(":") or "." in nxt.rstrip("."))
+                and (len(nxt) <= 80)
+            ):
+                lg = nxt.rstrip(":")
+                pos = text.find(nxt, pos) + len(nxt)
+        m = _SEP.match(text, pos)  # "LEVEL - message", "logger - message"
+        return level, lg, m.end() if m else pos
+    return None, None, end
+
+
+def parse_text(
+    line: str, now_year: int = 1970, now: float | None = None, hint: int = 0
+) -> tuple[Parsed, int]:
+    """A plain-text line: timestamp, level after it, logger, message; and the shape
+    index that matched (the next line's hint)."""
+    ts, _s, end, hint = find_timestamp(line, now_year, now, hint)
+    level, logger, pos = level_after(line, end)
+    message = line[pos:].strip() if pos else line.strip()
+    shape = _SHAPES[hint][0] if ts is not None else "text"
+    return Parsed(ts, level, logger, message or line.strip(), {}, shape), hint
+
+
+def parse(line: str, now_year: int = 1970, now: float | None = None) -> Parsed:
+    """Parse one event (its first line decides the shape; later lines join the message)."""
+    try:
+        s = line.lstrip()
+        if s.startswith("{"):
+            p = _parse_json(s, now_year, now)
+            if p is not None:
+                return p
+        first = s.split("\n", 1)[0]
+        if "=" in first and _LOGFMT.match(first):
+            p = _parse_logfmt(first, now_year, now)
+            if p is not None and (p.level or p.ts is not None or "msg" in p.fields):
+                if "\n" in s:
+                    p.message += "\n" + s.split("\n", 1)[1]
+                return p
+        return parse_text(line, now_year, now)[0]
+    except Exception:
+        return Parsed(None, None, None, line, {}, "text")
+
+
+def fields_of(text: str) -> dict[str, Any]:
+    """Every field a query may filter on: JSON/logfmt keys, else ``key: value`` and
+    ``key=value`` pairs found in the text, plus ``status`` of an access-log line."""
+    p = parse(text)
+    if p.shape in ("json", "logfmt"):
+        out = dict(p.fields)
+    else:
+        out = {k: v.strip('"') for k, v in _PAIRS.findall(p.message)}
+        m = _ACCESS.search(text)
+        if m:
+            out.setdefault("status", m.group("status"))
+            out.setdefault("method", m.group("method"))
+            out.setdefault("path", m.group("path"))
+    if p.logger:
+        out.setdefault("logger", p.logger)
+    if p.level:
+        out["level"] = p.level
+    return out
+
+
+_ACCESS = re.compile(
+    r'"(?P<method>[A-Z]{3,7}) (?P<path>\S+) HTTP/[\d.]+"(?: status:)? (?P<status>\d{3})\b'
+)
+
+
+# -- the ingest fast path ----------------------------------------------------------------
+# The same answers as parse() for timestamp and level (a test holds them together), with
+# one anchored regex match per line for the common shapes, timestamps converted once per
+# distinct second, and JSON read by json.loads alone.
+
+_ISO0 = re.compile(
+    r"(\d{4})-(\d\d)-(\d\d)[T ](\d\d):(\d\d):(\d\d)(?:[.,](\d{1,9}))?(Z|[+-]\d\d:?\d\d)?"
+)
+_YMD0 = re.compile(r"(\d\d)/(\d\d)/(\d\d) (\d\d):(\d\d):(\d\d)(?:[.,](\d+))?")
+_APA0 = re.compile(
+    r"\[(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun) "
+    + _MON[6:-1].join(("(", ")"))
+    + r" (\d\d) (\d\d):(\d\d):(\d\d)(?:\.(\d+))? (\d{4})\]"
+)
+_SYS0 = re.compile(
+    r"(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) {1,2}(\d{1,2}) "
+    r"(\d\d):(\d\d):(\d\d)(?:\.(\d+))?"
+)
+_DAY_CACHE: dict[int, float] = {}
+_LEVEL_UP = {k.upper(): v for k, v in LEVELS.items()} | {"ERR": "error"}
+_STRIP = "[]:,"
+_TS_JSON = ("time", "timestamp", "ts", "@timestamp", "asctime", "datetime", "date", "t")
+_LV_JSON = ("level", "levelname", "severity", "lvl", "log.level", "loglevel", "level_name")
+_MSG_JSON = ("message", "msg", "event", "log", "text", "@message")
+_LG_JSON = ("logger", "name", "logger_name", "loggerName", "log.logger", "module")
+FAST_SKIP = frozenset(_TS_JSON + _LV_JSON + _MSG_JSON[:2] + _LG_JSON[:2])
+
+
+def _frac(f: str | None) -> float:
+    return int(f) / 10 ** len(f) if f else 0.0
+
+
+def _day(y: int, mo: int, d: int) -> float | None:
+    key = y * 10000 + mo * 100 + d
+    v = _DAY_CACHE.get(key)
+    if v is None:
+        if not (1 <= mo <= 12 and 1 <= d <= 31):
+            return None
+        if len(_DAY_CACHE) > 100_000:
+            _DAY_CACHE.clear()
+        v = _DAY_CACHE[key] = float(calendar.timegm((y, mo, d, 0, 0, 0, 0, 0, 0)))
+    return v
+
+
+def _hms(h: str, mi: str, s: str) -> int:
+    hh, mm, ss = int(h), int(mi), int(s)
+    if hh > 23 or mm > 59 or ss > 60:
+        raise ValueError("time out of range")
+    return hh * 3600 + mm * 60 + ss
+
+
+def _iso_epoch(m: re.Match[str]) -> float | None:
+    g = m.groups()
+    day = _day(int(g[0]), int(g[1]), int(g[2]))
+    if day is None:
+        return None
+    return day + _hms(g[3], g[4], g[5]) - _zone(g[7]) + _frac(g[6])
+
+
+_TS_CACHE: dict[str, float] = {}
+
+
+def fast_time(s: Any) -> float | None:
+    """A JSON time value's epoch (ISO strings and numbers fast; the rest as parse())."""
+    if isinstance(s, str):
+        if len(s) == 24 and s[19] == "." and s[23] == "Z":  # 2024-01-02T03:04:05.678Z
+            base = _TS_CACHE.get(s[:19])
+            if base is not None and s[20:23].isdigit():
+                return base + int(s[20:23]) / 1000
+            m = _ISO0.match(s)
+            if m is not None and m.end() == 24:
+                if len(_TS_CACHE) > 100_000:
+                    _TS_CACHE.clear()
+                try:
+                    v = _iso_epoch(m)
+                except (ValueError, OverflowError):
+                    return None
+                if v is not None:
+                    _TS_CACHE[s[:19]] = v - int(s[20:23]) / 1000
+                return v
+        m = _ISO0.match(s)
+        if m is not None:
+            try:
+                return _iso_epoch(m)
+            except (ValueError, OverflowError):
+                return None
+    return parse_time_value(s)
+
+
+def fast(
+    text: str, year: int, now: float | None
+) -> tuple[float | None, str | None, str | None, str]:
+    """(ts, level, logger, index text) of one event, as parse() would find them."""
+    c = text[:1]
+    if c == "{":
+        try:
+            obj = json.loads(text)
+        except (ValueError, RecursionError):
+            obj = None
+        if isinstance(obj, dict):
+            vals: list[str] = []
+            nested = False
+            skip = FAST_SKIP
+            for k, v in obj.items():
+                t = type(v)
+                if t is str:
+                    if k not in skip:
+                        vals.append(v)
+                elif t is int or t is float:
+                    if k not in skip:
+                        vals.append(str(v))
+                elif t is dict:
+                    nested = True
+            if nested:
+                p = _parse_json(text, year, now)
+                if p is not None:
+                    return p.ts, p.level, p.logger, p.message
+            ts = lv = lg = msg = None
+            for k in _TS_JSON:
+                if k in obj:
+                    ts = fast_time(obj[k])
+                    break
+            for k in _LV_JSON:
+                if k in obj:
+                    lv = level_of(obj[k])
+                    break
+            for k in _MSG_JSON:
+                if k in obj:
+                    msg = obj[k]
+                    break
+            for k in _LG_JSON:
+                if k in obj:
+                    lg = obj[k]
+                    break
+            doc = msg if isinstance(msg, str) else ("" if msg is None else json.dumps(msg))
+            if vals:
+                doc = doc + " " + " ".join(vals)
+            return ts, lv, lg if isinstance(lg, str) else None, doc
+    elif "=" in text[:40] and c.isalpha():
+        p = parse(text, year, now)
+        return p.ts, p.level, p.logger, p.message
+    ts = None
+    end = 0
+    m: re.Match[str] | None = None
+    if c.isdigit():
+        m = _ISO0.match(text)
+        if m is not None:
+            try:
+                ts = _iso_epoch(m)
+            except (ValueError, OverflowError):
+                ts = None
+        else:
+            m = _YMD0.match(text)
+            if m is not None:
+                g = m.groups()
+                try:
+                    day = _day(2000 + int(g[0]), int(g[1]), int(g[2]))
+                    ts = None if day is None else day + _hms(g[3], g[4], g[5]) + _frac(g[6])
+                except ValueError:
+                    ts = None
+    elif c == "[":
+        m = _APA0.match(text)
+        if m is not None:
+            g = m.groups()
+            try:
+                day = _day(int(g[6]), _MONTHS[g[0].lower()], int(g[1]))
+                ts = None if day is None else day + _hms(g[2], g[3], g[4]) + _frac(g[5])
+            except ValueError:
+                ts = None
+    elif c in "JFMASOND" and (m := _SYS0.match(text)) is not None:
+        g = m.groups()
+        try:
+            mo, hms = _MONTHS[g[0].lower()], _hms(g[2], g[3], g[4])
+            day = _day(year, mo, int(g[1]))
+            if day is not None and now is not None and day + hms > now + 86400:
+                day = _day(year - 1, mo, int(g[1]))
+            ts = None if day is None else day + hms + _frac(g[5])
+        except ValueError:
+            ts = None
+    elif c.isalpha() and (m := _ISO0.search(text, 0, 120)) is not None:
+        try:
+            ts = _iso_epoch(m)
+        except (ValueError, OverflowError):
+            ts = None
+    if ts is None or m is None:
+        p = parse_text(text, year, now)[0]
+        return p.ts, p.level, p.logger, p.message
+    end = m.end()
+    level, logger, pos = level_after(text, end)
+    return ts, level, logger, text[pos:].strip() or text.strip()

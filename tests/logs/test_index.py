@@ -1,0 +1,91 @@
+"""The log store: blocks round-trip, checkpoints travel with lines, retention drops
+whole segments by age and by size."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastmango.agent.logs import search
+from fastmango.agent.logs.index import LogIndex, decode_block, encode_block
+from fastmango.agent.logs.query import parse_query
+
+
+def test_block_round_trip() -> None:
+    texts = ["héllo", "multi\nline", "", "x" * 5000]
+    blob = encode_block([1.5, 2.0, 3.0, 4.0], bytes([3, 6, 0, 7]), [1, 2, 1, 65535], texts)
+    b = decode_block(10, blob)
+    assert (b.first_id, list(b.ts), b.levels, list(b.sources), b.texts) == (
+        10,
+        [1.5, 2.0, 3.0, 4.0],
+        bytes([3, 6, 0, 7]),
+        [1, 2, 1, 65535],
+        texts,
+    )
+
+
+def test_checkpoints_commit_with_lines(tmp_path: Path) -> None:
+    ix = LogIndex(tmp_path / "logs.db")
+    ix.open()
+    sid = ix.source_id("a.log")
+    ix.ingest(["one", "two"], [sid, sid], [1.0, 2.0], {"fp1": ("a.log", 8)})
+    ix.close()
+    again = LogIndex(tmp_path / "logs.db")
+    again.open()
+    assert again.checkpoints() == {"fp1": ("a.log", 8)}
+    assert again.next_id == 3 and again.source_id("a.log") == sid
+    again.close()
+
+
+def _fill(ix: LogIndex, batches: int, per: int, t0: float) -> None:
+    sid = ix.source_id("app.log")
+    for b in range(batches):
+        texts = [
+            f"2024-01-02T10:00:00Z INFO batch {b} line {i} " + "payload " * 20 for i in range(per)
+        ]
+        ix.ingest(texts, [sid] * per, [t0 + b] * per)
+
+
+def test_retention_by_age(tmp_path: Path) -> None:
+    now = [1_000_000.0]
+    ix = LogIndex(tmp_path / "logs.db", max_age=3600, segment_lines=1000, clock=lambda: now[0])
+    ix.open()
+    _fill(ix, 3, 1000, 0.0)  # three segments of 1000 lines each
+    assert len(ix.segments()) == 3
+    # the lines' own times (2024-01-02) are now far older than an hour
+    now[0] = 2_000_000_000.0
+    dropped = ix.enforce_retention()
+    assert dropped == 2 and len(ix.segments()) == 1  # the newest always stays
+    plan = search.Plan.of(parse_query("batch"))
+    assert search.count(ix, plan) == (1000, True)
+    ix.close()
+
+
+def test_retention_by_size(tmp_path: Path) -> None:
+    now = [100.0]
+    ix = LogIndex(tmp_path / "logs.db", max_bytes=150_000, segment_lines=1000, clock=lambda: now[0])
+    ix.open()
+    _fill(ix, 6, 1000, 90.0)
+    before = ix._data_bytes()
+    assert before > 150_000
+    dropped = ix.enforce_retention()
+    assert dropped >= 1
+    assert ix._data_bytes() <= 150_000 or len(ix.segments()) == 1
+    newest = [
+        line.text for line, _ in zip(search.lines(ix, search.Plan.of(None)), range(1), strict=False)
+    ]
+    assert "batch 5 line 999" in newest[0]
+    ix.close()
+
+
+def test_repeated_counts_only_count_new_ids(tmp_path: Path) -> None:
+    ix = LogIndex(tmp_path / "logs.db")
+    ix.open()
+    sid = ix.source_id("a.log")
+    ix.ingest(["error one", "fine", "error two"], [sid] * 3, [1.0] * 3)
+    plan = search.Plan.of(parse_query("error"))
+    assert search.count(ix, plan) == (2, True)
+    assert list(ix.counts.values()) == [(3, 2)]
+    ix.ingest(["error three", "ok"], [sid] * 2, [2.0] * 2)
+    assert search.count(ix, plan) == (3, True)
+    assert list(ix.counts.values()) == [(5, 3)]
+    ix.close()
