@@ -1,0 +1,206 @@
+"""Replay a load trace through a scaling policy and score it.
+
+The model (the same one ``bench/scaling.py`` and the cost part's advice use):
+
+- time advances in ticks of ``tick`` seconds (15, the HPA's sync period); demand is a
+  per-minute rate (req/s), constant within its minute;
+- an instance is billed from its launch and serves only after ``startup`` seconds;
+  removing instances takes booting ones first, then the newest;
+- a minute is **SLO-risk** when, at any tick of it, demand exceeds ``slo`` (0.9) × the
+  capacity of the ready instances (``capacity`` req/s each at 100 %);
+- the controller sees the load ``lag`` seconds late (the metrics pipeline), as CPU
+  utilization of the ready instances, or as a forecast.
+
+Use::
+
+    from fastmango.scaler import simulator
+    result = simulator.simulate(demand, simulator.hpa_controller(policy), capacity=12.5)
+    result.replica_hours, result.risk_minutes, result.actions
+
+A controller is any callable ``(tick_view) -> replicas``; :func:`static_controller`,
+:func:`hpa_controller` (decide() with a policy, optional forecasts) are provided, and
+:func:`oracle_replica_hours` gives the perfect-foresight lower bound.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from fastmango.scaler import hpa
+from fastmango.scaler.decide import Forecast, Observations, State, decide
+from fastmango.scaler.policy import Policy
+
+
+@dataclass(frozen=True)
+class TickView:
+    """What a controller sees at one tick."""
+
+    now: float  # seconds since the start of the replay
+    minute: int
+    replicas: int
+    ready: int
+    launches: tuple[float, ...]  # launch times of the current instances
+    observed: float  # demand (req/s) as seen ``lag`` seconds ago
+    observed_ready: int  # ready instances at that time
+    capacity: float  # req/s one instance serves at 100 %
+
+
+Controller = Callable[[TickView], int]
+
+
+@dataclass
+class Result:
+    replica_hours: float
+    risk_minutes: int
+    minutes: int
+    actions: int
+    replicas: list[float] = field(default_factory=list)  # mean instances per minute
+    ready: list[int] = field(default_factory=list)  # fewest ready instances per minute
+
+    @property
+    def risk_pct(self) -> float:
+        return 100.0 * self.risk_minutes / self.minutes if self.minutes else 0.0
+
+    @property
+    def actions_per_day(self) -> float:
+        return self.actions / (self.minutes / 1440) if self.minutes else 0.0
+
+
+def need(demand: float, capacity: float, slo: float = 0.9, minimum: int = 1) -> int:
+    """Ready instances a minute needs to stay under the SLO line."""
+    return max(minimum, math.ceil(demand / (slo * capacity) - 1e-9))
+
+
+def simulate(
+    demand: Sequence[float],
+    controller: Controller,
+    *,
+    capacity: float,
+    startup: float = 60.0,
+    tick: float = 15.0,
+    slo: float = 0.9,
+    lag: float = 60.0,
+    initial: int | None = None,
+) -> Result:
+    """Replay per-minute ``demand`` (req/s) through ``controller``; see the module doc."""
+    per_min = round(60 / tick)
+    first = initial if initial is not None else need(demand[0], capacity, slo)
+    launches = [-startup] * first  # ready at t = 0
+    lag_ticks = round(lag / tick)
+    ready_hist: list[int] = []
+    billed = 0.0
+    risk = 0
+    actions = 0
+    rep_series: list[float] = []
+    ready_series: list[int] = []
+    for m, d in enumerate(demand):
+        at_risk = False
+        rsum = 0
+        rmin = 1 << 30
+        for k in range(per_min):
+            t = (m * per_min + k) * tick
+            ready = sum(1 for s in launches if s + startup <= t)
+            ready_hist.append(ready)
+            j = m * per_min + k - lag_ticks
+            obs_min = max(j, 0) // per_min
+            view = TickView(t, m, len(launches), ready, tuple(launches), demand[obs_min],
+                            ready_hist[max(j, 0)], capacity)  # fmt: skip
+            want = max(int(controller(view)), 0)
+            if want > len(launches):
+                launches.extend([t] * (want - len(launches)))
+                actions += 1
+            elif want < len(launches):
+                launches.sort(key=lambda s: -s)  # newest (booting) first
+                del launches[: len(launches) - want]
+                actions += 1
+            ready = sum(1 for s in launches if s + startup <= t)
+            if d > slo * ready * capacity:
+                at_risk = True
+            billed += len(launches) * tick
+            rsum += len(launches)
+            rmin = min(rmin, ready)
+        risk += at_risk
+        rep_series.append(rsum / per_min)
+        ready_series.append(rmin)
+    return Result(billed / 3600, risk, len(demand), actions, rep_series, ready_series)
+
+
+def static_controller(replicas: int) -> Controller:
+    return lambda view: replicas
+
+
+def hpa_controller(
+    policy: Policy,
+    forecasts: Sequence[tuple[float, float, float]] | None = None,
+    *,
+    history: float = 7 * 86400,
+    errors: Sequence[float | None] | None = None,
+) -> Controller:
+    """A controller that runs :func:`decide` with ``policy`` on CPU utilization of the
+    ready instances (and, with ``forecasts``, per-minute (low, peak, high) forecasts of
+    the coming peak in req/s, sized at the policy's predictive utilization)."""
+    state = [State()]
+    targets = policy.effective_targets
+    util = policy.predictive.utilization or (targets.cpu or 80.0) / 100
+
+    def control(view: TickView) -> int:
+        pods = []
+        per_pod = (
+            100.0 * view.observed / (view.observed_ready * view.capacity)
+            if view.observed_ready
+            else 0.0
+        )
+        for i, s in enumerate(view.launches):
+            ready_at = s + policy.startup
+            is_ready = ready_at <= view.now
+            pods.append(hpa.Pod(
+                name=str(i), phase="Running", ready=is_ready, started_at=s,
+                ready_changed_at=ready_at if is_ready else s,
+                metrics={"cpu": per_pod} if is_ready else {}, sampled_at=view.now,
+            ))  # fmt: skip
+        fc = None
+        if forecasts is not None and view.minute < len(forecasts):
+            low, peak, high = forecasts[view.minute]
+            err = errors[view.minute] if errors is not None else None
+            fc = Forecast(peak, policy.horizon(), view.capacity * util, history, low, high, err)
+        obs = Observations(view.replicas, tuple(pods), forecast=fc)
+        decision = decide(state[0], obs, policy, view.now)
+        state[0] = decision.state
+        return decision.replicas
+
+    return control
+
+
+def oracle_replica_hours(
+    demand: Sequence[float],
+    capacity: float,
+    *,
+    startup: float = 60.0,
+    slo: float = 0.9,
+    minimum: int = 1,
+) -> float:
+    """The least replica-hours with no SLO-risk minute, knowing the future: for each
+    replica level k, the minutes needing ≥ k instances form runs; each run costs its
+    length, a launch costs the start-up time, and a gap g between runs costs min(g, L)
+    (keep it running, or stop and relaunch)."""
+    needs = [need(d, capacity, slo, minimum) for d in demand]
+    boot = startup / 60
+    total = 0.0
+    for k in range(1, max(needs, default=0) + 1):
+        runs = 0.0
+        last_end: int | None = None
+        start_of_run: int | None = None
+        for m, n in enumerate([*needs, 0]):
+            if n >= k and start_of_run is None:
+                start_of_run = m
+                if last_end is None:
+                    runs += boot if m > 0 or k > needs[0] else 0.0
+                else:
+                    runs += min(m - last_end, boot)
+            elif n < k and start_of_run is not None:
+                runs += m - start_of_run
+                last_end, start_of_run = m, None
+        total += runs
+    return total / 60

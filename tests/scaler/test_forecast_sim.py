@@ -1,0 +1,217 @@
+"""The forecaster (estimator contract, export to plain Python), its features, the
+simulator and its oracle, and a smoke run of bench/scaling.py on a synthetic trace."""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from fastmango.scaler import features, simulator
+from fastmango.scaler.compiled import Compiled
+from fastmango.scaler.policy import Policy, Predictive, Targets
+
+START = 1_700_000_000.0 // 86400 * 86400  # a midnight, UTC
+
+
+def synthetic(days: float, seed: int = 1, base: float = 50.0) -> list[float]:
+    """A daily cycle with weekday/weekend levels and Poisson-like noise, per minute."""
+    rnd = random.Random(seed)
+    out = []
+    for i in range(int(days * 1440)):
+        tod = (i % 1440) / 1440
+        level = base * (1.2 + math.sin(2 * math.pi * (tod - 0.3)))
+        if (i // 1440) % 7 >= 5:
+            level *= 0.6
+        out.append(max(0.0, level + rnd.gauss(0, math.sqrt(level + 1))))
+    return out
+
+
+def test_forward_peaks() -> None:
+    assert features.forward_peaks([1, 5, 2, 3, 0], 2)[:3] == [5, 3, 3]
+    assert math.isnan(features.forward_peaks([1, 5, 2, 3, 0], 2)[3])
+
+
+def test_rows_match_one_by_one() -> None:
+    vals = synthetic(2)
+    many, bases = features.rows(vals, START, 3, [100, 1500, 2000])
+    for k, i in enumerate([100, 1500, 2000]):
+        one, b = features.rows(vals, START, 3, [i])
+        assert one[0] == many[k] and b[0] == bases[k]
+    assert len(many[0]) == len(features.NAMES)
+
+
+def test_resample_minutes_holds_rates() -> None:
+    start, vals = features.resample_minutes([(600.0, 2.0), (900.0, 4.0), (960.0, 1.0)])
+    assert start == 600.0
+    assert vals == [2.0] * 5 + [4.0, 1.0]
+
+
+@pytest.fixture(scope="module")
+def fitted() -> tuple[object, list[list[float]], list[float], list[float]]:
+    from fastmango.scaler.forecast import PeakForecaster
+
+    vals = synthetic(5)
+    x, y, _ = features.dataset(vals[: 4 * 1440], START, 3, every=3)
+    model = PeakForecaster(quantile=0.9, n_estimators=30).fit(x, y)
+    idx = list(range(4 * 1440, 5 * 1440 - 3))
+    rows, bases = features.rows(vals, START, 3, idx)
+    actual = [features.forward_peaks(vals, 3)[i] for i in idx]
+    return model, rows, bases, actual
+
+
+def test_estimator_contract(fitted: tuple[object, ...]) -> None:
+    from sklearn.base import clone
+
+    from fastmango.scaler.forecast import PeakForecaster
+
+    est = PeakForecaster(quantile=0.8, n_estimators=5)
+    assert est.get_params()["quantile"] == 0.8
+    assert not hasattr(est, "model_")  # __init__ only stores parameters
+    assert clone(est).get_params() == est.get_params()
+    with pytest.raises(ValueError, match="at least 10 rows"):
+        est.fit([[1.0]], [1.0])
+
+
+def test_forecast_is_calibrated_on_unseen_data(fitted: tuple[object, ...]) -> None:
+    model, rows, bases, actual = fitted
+    med, q = model.predict_band(rows)  # type: ignore[attr-defined]
+    peaks = [features.to_load(float(p), b) for p, b in zip(q, bases, strict=True)]
+    covered = sum(p >= a for p, a in zip(peaks, actual, strict=True)) / len(actual)
+    assert 0.75 <= covered <= 0.98  # a 0.9 quantile covers about 90 % of the peaks
+    medians = [features.to_load(float(m), b) for m, b in zip(med, bases, strict=True)]
+    wape = sum(abs(m - a) for m, a in zip(medians, actual, strict=True)) / sum(actual)
+    assert wape < 0.3
+
+
+def test_export_matches_sklearn(fitted: tuple[object, ...]) -> None:
+    model, rows, _, _ = fitted
+    compiled = Compiled(json.loads(json.dumps(model.export())))  # type: ignore[attr-defined]
+    med, q = model.predict_band(rows[:200])  # type: ignore[attr-defined]
+    for row, m, p in zip(rows[:200], med, q, strict=True):
+        cm, cq = compiled.predict_row(row)
+        assert cm == pytest.approx(float(m), abs=1e-6)
+        assert cq == pytest.approx(float(p), abs=1e-6)
+    with pytest.raises(ValueError, match="features"):
+        compiled.predict_row([1.0])
+
+
+# -- simulator --------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("needs", "startup", "expected_minutes"),
+    [
+        ([1, 1, 1], 60, 3),  # one replica all along, ready from the start
+        ([1, 2, 1], 60, 3 + 1 + 1),  # a second one for a minute, launched a minute early
+        ([1, 2, 1, 1, 2], 60, 5 + (1 + 1) + (1 + 1)),  # gap of 2 min > L: stop and relaunch
+        ([1, 2, 1, 2], 120, 4 + (2 + 1 + 1 + 1)),  # gap of 1 min < L: keep it running
+        ([2, 2, 0, 0, 0], 60, 2 + 2 + 3),  # minimum 1 during zero demand
+    ],
+)
+def test_oracle(needs: list[int], startup: float, expected_minutes: float) -> None:
+    demand = [n * 0.9 * 10 for n in needs]  # exactly n instances of 10 req/s at 90 %
+    got = simulator.oracle_replica_hours(demand, 10, startup=startup)
+    assert got == pytest.approx(expected_minutes / 60)
+
+
+def test_static_and_risk() -> None:
+    demand = [9.0] * 10 + [27.0] * 5
+    r = simulator.simulate(demand, simulator.static_controller(1), capacity=10)
+    assert r.risk_minutes == 5
+    assert r.replica_hours == pytest.approx(15 / 60)
+    assert r.actions == 0
+    r = simulator.simulate(demand, simulator.static_controller(3), capacity=10, initial=3)
+    assert (r.risk_minutes, r.replica_hours) == (0, pytest.approx(45 / 60))
+
+
+def test_new_instances_serve_after_startup() -> None:
+    demand = [5.0] * 2 + [25.0] * 4
+    r = simulator.simulate(demand, simulator.static_controller(3), capacity=10, initial=1,
+                           startup=60)  # fmt: skip
+    # launched at t=0, ready at t=60: minute 0 is fine (5 < 9), the rest are covered
+    assert r.risk_minutes == 0
+    r = simulator.simulate(demand, simulator.static_controller(3), capacity=10, initial=1,
+                           startup=180)  # fmt: skip
+    assert r.risk_minutes == 1  # minute 2 (t=120..180) has only one ready instance
+    assert r.actions == 1
+
+
+def test_hpa_controller_tracks_load() -> None:
+    demand = [30.0] * 20 + [90.0] * 20 + [30.0] * 20
+    pol = Policy(min=1, max=30, targets=Targets(cpu=70), startup=60)
+    r = simulator.simulate(demand, simulator.hpa_controller(pol), capacity=10)
+    assert 0 < r.risk_minutes <= 4  # the step up is seen 60 s late and needs 60 s to boot
+    assert r.replicas[35] >= 13  # ceil(90 / 7)
+    assert r.replicas[-1] < r.replicas[39]  # and comes back down after the window
+
+
+def test_forecast_controller_raises_ahead() -> None:
+    demand = [30.0] * 20 + [90.0] * 20
+    peaks = [(d, max(demand[m : m + 3]), max(demand[m : m + 3])) for m, d in enumerate(demand)]
+    pol = Policy(min=1, max=30, targets=Targets(cpu=70), startup=60,
+                 predictive=Predictive(enabled=True, utilization=0.9))  # fmt: skip
+    r = simulator.simulate(demand, simulator.hpa_controller(pol, peaks), capacity=10)
+    assert r.risk_minutes == 0
+
+
+def test_bench_smoke(tmp_path: Path) -> None:
+    trace = tmp_path / "synthetic.csv"
+    vals = synthetic(3, seed=7, base=20.0)
+    with trace.open("w") as fh:
+        fh.write("timestamp,value\n")
+        for i, v in enumerate(vals):
+            fh.write(f"{simulator_ts(START + 60 * i)},{round(v * 60)}\n")
+    out = subprocess.run(
+        [sys.executable, "bench/scaling.py", str(trace), "--json", "--no-sweep",
+         "--train-frac", "0.67", "--png-dir", str(tmp_path), "--jobs", "1",
+         "--estimators", "20"],
+        capture_output=True, text=True, timeout=120, check=True,
+        cwd=Path(__file__).resolve().parents[2],
+    )  # fmt: skip
+    data = json.loads(out.stdout)
+    res = data["results"][0]
+    assert set(res["policies"]) == {"static max", "HPA 70%", "fastmango", "oracle"}
+    assert res["policies"]["oracle"]["risk_pct"] == 0
+    for p in res["policies"].values():
+        assert p["replica_hours"] >= res["policies"]["oracle"]["replica_hours"] * 0.999
+    assert Path(res["png"]).stat().st_size > 10_000
+    assert "fewer" not in out.stderr  # progress only
+    assert "[bench]" in out.stderr
+
+
+def simulator_ts(t: float) -> str:
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(t, UTC).isoformat()
+
+
+# -- calibration -------------------------------------------------------------------------
+def test_calibrator_raises_a_forecast_that_misses() -> None:
+    from fastmango.scaler.calibrate import Calibrator
+
+    cal = Calibrator(quantile=0.9, window=100, min_count=10)
+    assert cal.factor() == 1.0 and cal.error() is None
+    for k in range(100):
+        cal.add(median=80.0, peak=100.0, actual=100.0 + (k % 10) * 5)  # misses by 0..45 %
+    assert cal.factor() == pytest.approx(1.45)
+    assert cal.error() == pytest.approx(
+        sum(abs(80 - (100 + (k % 10) * 5)) for k in range(40, 100))
+        / sum(100 + (k % 10) * 5 for k in range(40, 100))
+    )
+
+
+@pytest.mark.parametrize(
+    ("actuals", "expected"),
+    [([50.0] * 40, 0.5), ([90.0] * 40, 0.9), ([1000.0] * 40, 3.0)],  # bounded both ways
+)
+def test_calibrator_bounds(actuals: list[float], expected: float) -> None:
+    from fastmango.scaler.calibrate import Calibrator
+
+    cal = Calibrator(quantile=0.9, window=30, min_count=10)
+    for a in actuals:
+        cal.add(100.0, 100.0, a)
+    assert cal.factor() == pytest.approx(expected)
