@@ -51,6 +51,7 @@ def main(ctx: click.Context, config_file: Path | None) -> None:
 @click.option("--interval", help="Seconds between collections (e.g. 10, 1s).")
 @click.option("--state-dir", type=click.Path(path_type=Path, file_okay=False))
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]))
+@click.argument("command", nargs=-1, type=click.UNPROCESSED)
 @click.pass_context
 def agent(
     ctx: click.Context,
@@ -59,8 +60,13 @@ def agent(
     interval: str | None,
     state_dir: Path | None,
     log_level: str | None,
+    command: tuple[str, ...],
 ) -> None:
-    """Run the sidecar agent in the foreground until SIGTERM or Ctrl-C."""
+    """Run the sidecar agent in the foreground until SIGTERM or Ctrl-C.
+
+    With a COMMAND after `--` (`fastmango agent -- uvicorn app:app`) the agent runs the
+    app as its child: the app's stdout and stderr become a log source, signals are
+    passed on, and the agent exits with the app's exit code."""
     loaded = _load(
         ctx,
         {
@@ -84,7 +90,7 @@ def agent(
     )
 
     async def run() -> int:
-        agent = Agent(settings)
+        agent = Agent(settings, child=list(command) or None)
         task = asyncio.create_task(agent.serve())
         ready = asyncio.create_task(agent.ready.wait())
         await asyncio.wait({task, ready}, return_when=asyncio.FIRST_COMPLETED)

@@ -188,9 +188,10 @@ def create_app(agent: AgentView) -> FastAPI:
     from fastmango.agent.alerts import api as alerts_api
     from fastmango.agent.cost import api as cost_api
     from fastmango.agent.deploys import api as deploys_api
+    from fastmango.agent.fleet import api as fleet_api
     from fastmango.agent.logs import api as logs_api
     from fastmango.agent.scaling import api as scaling_api
 
-    for part in (logs_api, alerts_api, scaling_api, deploys_api, cost_api):
+    for part in (logs_api, alerts_api, scaling_api, deploys_api, cost_api, fleet_api):
         part.mount(app, agent)
     return app

@@ -10,7 +10,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from fastmango.agent import selfmetrics
+from fastmango.agent.alerts import metrics as alerts_metrics
+from fastmango.agent.cost import metrics as cost_metrics
+from fastmango.agent.fleet import specs as fleet_specs
+from fastmango.agent.scaling import metrics as scaling_metrics
 from fastmango.collector import app_registry, app_scrape, container, gpu, host, postgres
+from fastmango.collector import logs as logs_specs
 from fastmango.collector.base import AnyCollector
 from fastmango.series import MetricSpec, spec_index
 
@@ -22,6 +27,11 @@ SOURCES: dict[str, list[MetricSpec]] = {
     "postgres (postgres_exporter names)": postgres.SPECS,
     "app (derived by the agent)": app_scrape.SPECS,
     "agent self-metrics": selfmetrics.SPECS,
+    "fleet (agents sharing the app's PostgreSQL)": fleet_specs.SPECS,
+    "alerts": alerts_metrics.SPECS,
+    "cost (estimated spend per environment)": cost_metrics.SPECS,
+    "scaling": scaling_metrics.SPECS,
+    "logs (derived by the agent)": logs_specs.SPECS,
     "app process (FastmangoMiddleware)": app_registry.SPECS,
 }
 #: sources the app serves on its own /metrics, not the agent: listed in the reference only

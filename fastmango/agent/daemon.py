@@ -106,6 +106,7 @@ class Agent:
         collectors: list[AnyCollector] | None = None,
         clock: Callable[[], float] = time.time,
         services: dict[str, Service] | None = None,
+        child: list[str] | None = None,
     ) -> None:
         self.settings = settings
         self.clock = clock
@@ -143,6 +144,9 @@ class Agent:
         self._runners: list[Runner] = []
         self.server: _Server | None = None
         self._server_task: asyncio.Task[None] | None = None
+        #: the app the agent runs (``fastmango agent -- CMD``): see fastmango.agent.logs.child
+        self.child_argv = child
+        self.child: Any = None
 
     # -- state for the API -----------------------------------------------------------
     def status(self) -> dict[str, Any]:
@@ -218,6 +222,8 @@ class Agent:
             sys.stderr.write("fastmango: second interrupt, exiting now\n")
             os._exit(130)
         self._signals.append(sig)
+        if self.child is not None:
+            self.child.forward(sig)
         if self._loop is not None:
             self._loop.call_soon_threadsafe(self._exit.set)
 
@@ -244,6 +250,8 @@ class Agent:
                 await self._exit.wait()
             finally:
                 code = await self._shutdown()
+        if self.child is not None and self.child.code is not None:
+            return int(self.child.code)
         return code
 
     async def _startup(self, sock: socket.socket | None) -> None:
@@ -260,6 +268,10 @@ class Agent:
         self._tasks.append(asyncio.create_task(self._render_loop(), name="render"))
         self._publish_self()  # self-metrics are there from the first scrape
         await start_all(self.services, self)
+        if self.child_argv:
+            from fastmango.agent.logs.child import Child
+
+            self.child = await Child.start(self, self.child_argv)
         token = cfg.token.get_secret_value() if cfg.token else None
         self.front = Front(self.exporter, self._build_api, token, cfg.public_metrics)
         server = self.server = _Server(
@@ -316,5 +328,7 @@ class Agent:
             self.server.should_exit = True
             await asyncio.gather(self._server_task, return_exceptions=True)
         await asyncio.gather(*(r.close() for r in self._runners))
+        if self.child is not None:
+            await self.child.stop(self.settings.shutdown_timeout)
         await stop_all(self.services)
         await asyncio.to_thread(self.store.close)

@@ -56,6 +56,7 @@ class Service(Protocol):
 #: (name, module, factory) of each built-in service; the factory takes the settings and
 #: returns a Service, or None when the settings leave it off
 BUILTIN: list[tuple[str, str, str]] = [
+    ("fleet", "fastmango.agent.fleet.service", "create"),  # first: the others consult it
     ("logs", "fastmango.agent.logs.service", "create"),
     ("alerts", "fastmango.agent.alerts.service", "create"),
     ("scaling", "fastmango.agent.scaling.service", "create"),

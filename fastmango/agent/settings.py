@@ -26,6 +26,7 @@ from fastmango.agent.settings_base import (
 )
 from fastmango.agent.settings_cost import CostSettings
 from fastmango.agent.settings_deploy import DeploySettings, EnvironmentSettings
+from fastmango.agent.settings_fleet import FleetSettings
 from fastmango.agent.settings_logs import LogsSettings
 from fastmango.agent.settings_scale import ScaleSettings
 
@@ -217,6 +218,9 @@ class Settings(_Model):
     scale: ScaleSettings = Field(default_factory=ScaleSettings, description="Scaling policies.")
     deploy: DeploySettings = Field(default_factory=DeploySettings, description="Deploys.")
     cost: CostSettings = Field(default_factory=CostSettings, description="Cost estimates.")
+    fleet: FleetSettings = Field(
+        default_factory=FleetSettings, description="Fleet of sidecars sharing the app's PostgreSQL."
+    )
     environments: dict[str, EnvironmentSettings] = Field(
         default_factory=dict,
         description="Where the app runs: one table per environment (staging, production…) "
