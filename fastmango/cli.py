@@ -16,6 +16,7 @@ from fastmango.commands import audit as _audit
 from fastmango.commands import billing as _billing
 from fastmango.commands import deploy as _deploy
 from fastmango.commands import generate as _generate
+from fastmango.commands import init as _init
 from fastmango.commands import logs as _logs
 from fastmango.commands import scale as _scale
 from fastmango.commands import secrets as _secrets
@@ -240,7 +241,7 @@ def demo(
     sys.exit(code)
 
 
-for _part in (_logs, _alerts, _scale, _deploy, _billing, _generate, _secrets, _audit):
+for _part in (_logs, _alerts, _scale, _deploy, _billing, _generate, _secrets, _audit, _init):
     for _command in _part.COMMANDS:
         main.add_command(_command)
 

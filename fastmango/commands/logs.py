@@ -43,7 +43,7 @@ def _emit(line: dict[str, Any], as_json: bool, colour: bool) -> None:
         click.echo(_format(line, colour))
 
 
-@click.command("logs")
+@click.group("logs", invoke_without_command=True)
 @click.option("--tail", "-f", "follow", is_flag=True, help="Follow new lines as they are indexed.")
 @click.option(
     "--search",
@@ -103,9 +103,13 @@ def logs(
     fastmango logs --search 'level:error' --since 1h
     fastmango logs --tail --search 'status>=500'
     fastmango logs --export --format csv -o errors.csv --search 'level>=warn'
+    fastmango logs purge --match 'user@example.com' --reason 'erasure request #42'
     """
     from fastmango.commands.common import load
 
+    if ctx.invoked_subcommand is not None:  # fastmango logs purge …
+        ctx.obj["logs_url"] = url
+        return
     colour = sys.stdout.isatty() and not as_json
     if export:
         _export(ctx, url, load, query or "", since, until, fmt, output)
@@ -229,3 +233,33 @@ def _follow(
 
 
 COMMANDS: list[click.Command] = [logs]
+
+
+@logs.command("purge")
+@click.option("--match", "needle", required=True, metavar="TEXT",
+              help="Erase every indexed line containing this text (any case).")  # fmt: skip
+@click.option("--reason", default="", help="Why (kept in the audit log).")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--url", help="Agent URL (default: from the settings).")
+@click.pass_context
+def purge(ctx: click.Context, needle: str, reason: str, yes: bool, url: str | None) -> None:
+    """Erase a person's lines from the log index (GDPR) and say how many.
+
+    The running agent blanks every stored line that contains TEXT and removes its words
+    from the full-text index (old bytes overwritten). The audit log records who, when,
+    why and how many lines, but only a fingerprint of TEXT, never TEXT itself.
+    """
+    from fastmango.agent.client import agent_request
+    from fastmango.commands.common import fail, load
+
+    if len(needle) < 3:
+        fail("--match needs at least 3 characters (a shorter text would erase too much)")
+    if not yes:
+        if not sys.stdin.isatty():
+            fail("purge erases lines for good: pass --yes to confirm without a terminal")
+        click.confirm(f"Erase every indexed log line containing {needle!r}?", abort=True)
+    url = url or ctx.obj.get("logs_url")
+    done = agent_request(ctx, "POST", "/api/logs/purge", url, load,
+                         json={"match": needle, "reason": reason}, timeout=600)  # fmt: skip
+    click.echo(f"erased {done['erased']} line(s) of {done['scanned']} indexed "
+               f"(audit: match sha256 {done['match_sha256']})")  # fmt: skip

@@ -22,10 +22,13 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from fastapi import FastAPI, HTTPException, Query
+from fastapi import Depends, FastAPI, HTTPException, Query
 from fastapi.responses import StreamingResponse
 from fastapi.sse import EventSourceResponse, ServerSentEvent
+from pydantic import BaseModel, Field
 from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
+
+from fastmango.agent.auth import require_actor
 
 if TYPE_CHECKING:
     from fastmango.agent.logs.query import Node
@@ -64,6 +67,13 @@ def parse_when(value: str | None, now: float, name: str) -> float | None:
                 "time, nor a duration like 15m",
             ) from None
         return ts
+
+
+class PurgeRequest(BaseModel):
+    match: str = Field(
+        min_length=3, max_length=500, description="Text whose lines are erased (any case)"
+    )
+    reason: str = Field("", max_length=500, description="Why (kept in the audit log)")
 
 
 def compile_query(q: str) -> Node | None:
@@ -235,3 +245,27 @@ def mount(app: FastAPI, agent: Any) -> None:
     async def status() -> dict[str, Any]:
         svc = service()
         return await run_in_threadpool(svc.status)
+
+    @app.post("/api/logs/purge", summary="Erase every indexed line containing a text (GDPR)")
+    async def purge(
+        body: PurgeRequest, who: Annotated[str, Depends(require_actor)]
+    ) -> dict[str, Any]:
+        import hashlib
+
+        from fastmango.agent import audit
+
+        svc = service()
+        # the text itself is personal data: the audit log keeps only its fingerprint
+        fingerprint = hashlib.sha256(body.match.encode()).hexdigest()[:16]
+        t0 = time.monotonic()
+        try:
+            erased, scanned = await svc.purge(body.match)
+        except Exception as exc:
+            audit.record(agent.store, who=who, action="logs.purge", target="logs",
+                         result="error", reason=body.reason, match_sha256=fingerprint,
+                         error=type(exc).__name__)  # fmt: skip
+            raise
+        audit.record(agent.store, who=who, action="logs.purge", target="logs", result="ok",
+                     reason=body.reason, match_sha256=fingerprint, erased=erased,
+                     scanned=scanned, seconds=round(time.monotonic() - t0, 3))  # fmt: skip
+        return {"erased": erased, "scanned": scanned, "match_sha256": fingerprint}

@@ -323,6 +323,59 @@ class LogIndex:
             raise
         return lines
 
+    def purge(self, needle: str) -> tuple[int, int]:
+        """Erase every stored line that contains ``needle`` (case-insensitive): its text
+        is blanked in its block and its terms are deleted from the full-text index, with
+        SQLite's ``secure_delete`` on so the old bytes are overwritten, then the WAL is
+        truncated. Every block is read (the index's tokens could miss a substring), one
+        transaction per block that changes. Returns (lines erased, lines scanned)."""
+        low = needle.lower()
+        db = self.db
+        erased = scanned = 0
+        db.execute("PRAGMA secure_delete=ON")
+        try:
+            firsts = [r[0] for r in db.execute("SELECT first_id FROM blocks ORDER BY first_id")]
+            for first in firsts:
+                row = db.execute("SELECT seg, data FROM blocks WHERE first_id=?", (first,))
+                found = row.fetchone()
+                if found is None:  # dropped by retention meanwhile
+                    continue
+                seg, data = found
+                b = decode_block(first, data)
+                scanned += len(b.texts)
+                hits = [i for i, t in enumerate(b.texts) if t and low in t.lower()]
+                if not hits:
+                    continue
+                _ts, _lv, docs = self.ingestor.parse_many([b.texts[i] for i in hits],
+                                                          [None] * len(hits))  # fmt: skip
+                texts = list(b.texts)
+                for i in hits:
+                    texts[i] = ""
+                db.execute("BEGIN IMMEDIATE")
+                try:
+                    db.executemany(
+                        f"INSERT INTO fts_{seg}(fts_{seg}, rowid, msg, lv, lg) "
+                        "VALUES ('delete', ?, ?, ?, ?)",
+                        [(first + i, *d) for i, d in zip(hits, docs, strict=True)],
+                    )
+                    blob = encode_block(list(b.ts), b.levels, list(b.sources), texts,
+                                        self.compress_level)  # fmt: skip
+                    db.execute("UPDATE blocks SET data=? WHERE first_id=?", (blob, first))
+                    db.execute("COMMIT")
+                except BaseException:
+                    db.execute("ROLLBACK")
+                    raise
+                erased += len(hits)
+        finally:
+            db.execute("PRAGMA secure_delete=OFF")
+        with self._cache_lock:
+            self._blocks_cache.clear()
+            self.counts.clear()
+        if erased:
+            db.execute("PRAGMA incremental_vacuum")
+            db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        return erased, scanned
+
     def forget_checkpoints(self, fps: list[str]) -> None:
         self.db.executemany("DELETE FROM checkpoints WHERE fp=?", [(f,) for f in fps])
 

@@ -65,7 +65,7 @@ def lines(
             for i in range(n - 1, -1, -1) if newest_first else range(n):
                 counter[0] += 1
                 line = index.line(b, i)
-                if plan.accepts(line):
+                if line.text and plan.accepts(line):  # an empty text: erased by purge
                     yield line
         return
     segs = index.segments()

@@ -14,10 +14,13 @@ import asyncio
 import contextlib
 import logging
 import os
+import queue
 import select
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Future
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -71,6 +74,8 @@ class LogsService:
         self.dropped = 0
         self._unstored: list[tuple[str, list[Any]]] = []
         self.idle = threading.Event()
+        #: work that must run on the writer thread (purge), with its future
+        self._jobs: queue.SimpleQueue[tuple[Callable[[], Any], Future[Any]]] = queue.SimpleQueue()
 
     # -- lifecycle -------------------------------------------------------------------
     async def start(self, host: Host) -> None:
@@ -183,6 +188,7 @@ class LogsService:
             now = time.monotonic()
             if now >= next_rescan:
                 next_rescan = now + self.cfg.poll_interval
+            self._run_jobs()
             try:
                 self._cycle(ready, now)
                 if now >= next_retention:
@@ -202,6 +208,28 @@ class LogsService:
             self._cycle(pipes, time.monotonic(), final=True)
         if ino is not None:
             ino.close()
+
+    def _run_jobs(self) -> None:
+        while True:
+            try:
+                fn, fut = self._jobs.get_nowait()
+            except queue.Empty:
+                return
+            if fut.set_running_or_notify_cancel():
+                try:
+                    fut.set_result(fn())
+                except BaseException as exc:
+                    fut.set_exception(exc)
+
+    async def purge(self, needle: str) -> tuple[int, int]:
+        """Erase every indexed line containing ``needle`` (on the writer thread, between
+        ingest batches): (lines erased, lines scanned)."""
+        assert self.index is not None
+        fut: Future[tuple[int, int]] = Future()
+        index = self.index
+        self._jobs.put((lambda: index.purge(needle), fut))
+        self._wake()
+        return await asyncio.wrap_future(fut)
 
     def _pipe_deadline(self) -> float | None:
         with self._pipes_lock:
