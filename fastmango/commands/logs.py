@@ -29,6 +29,8 @@ def _format(line: dict[str, Any], colour: bool) -> str:
     if colour and line.get("level") in _COLOURS:
         lv = click.style(lv, fg=_COLOURS[line["level"]], bold=line["level"] in ("error", "fatal"))
     src = line.get("source") or ""
+    if line.get("instance"):  # a fleet search: which agent's app wrote it
+        src = f"{line['instance']}/{src}"
     if colour:
         src = click.style(src, dim=True)
     return f"{stamp} {lv} {src} {line.get('text', '')}"
@@ -81,6 +83,8 @@ def _emit(line: dict[str, Any], as_json: bool, colour: bool) -> None:
     help="Export to this file (default: stdout).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print lines as JSON objects.")
+@click.option("--fleet", "fleet", is_flag=True,
+              help="Search every live agent of the fleet, merged by time.")  # fmt: skip
 @click.option("--url", help="Agent URL (default: from the settings).")
 @click.pass_context
 def logs(
@@ -95,6 +99,7 @@ def logs(
     fmt: str,
     output: Path | None,
     as_json: bool,
+    fleet: bool,
     url: str | None,
 ) -> None:
     """Search, follow (--tail) or export (--export) the logs the agent indexed.
@@ -119,7 +124,7 @@ def logs(
         return
     from fastmango.agent.client import agent_request
 
-    params: dict[str, Any] = {"q": query or "", "limit": limit, "count": count}
+    params: dict[str, Any] = {"q": query or "", "limit": limit, "count": count, "fleet": fleet}
     if since:
         params["since"] = since
     if until:

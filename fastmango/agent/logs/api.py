@@ -102,9 +102,16 @@ def mount(app: FastAPI, agent: Any) -> None:
         limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
         order: Literal["newest", "oldest"] = "newest",
         count: Annotated[bool, Query(description="Also count every match")] = False,
+        fleet: Annotated[
+            bool, Query(description="Also search every live agent of the fleet; merge by time")
+        ] = False,
     ) -> dict[str, Any]:
         from fastmango.agent.logs import search as s
 
+        if fleet:
+            params = {"q": q, "limit": limit, "order": order, "count": count}
+            params |= {k: v for k, v in (("since", since), ("until", until)) if v}
+            return await fleet_search(params, limit, order == "newest")
         svc = service()
         now = time.time()
         node = compile_query(q)
@@ -240,6 +247,48 @@ def mount(app: FastAPI, agent: Any) -> None:
             media_type=media,
             headers={"Content-Disposition": f'attachment; filename="{name}"'},
         )
+
+    async def fleet_search(params: dict[str, Any], limit: int, newest: bool) -> dict[str, Any]:
+        """This agent's search and its live peers' (the same query, with this agent's
+        token: a fleet shares one), merged by time; a peer that fails is named, not fatal."""
+        import httpx
+
+        fl: Any = agent.services.get("fleet")
+        me = getattr(fl, "instance_id", "self")
+        peers: list[dict[str, str]] = fl.peers() if fl is not None else []
+        token = agent.settings.server.token
+        headers = {"Authorization": f"Bearer {token.get_secret_value()}"} if token else {}
+        async with httpx.AsyncClient(timeout=10.0, headers=headers) as client:
+
+            async def one(peer_id: str, base: str) -> tuple[str, str, dict[str, Any] | str]:
+                try:
+                    r = await client.get(base.rstrip("/") + "/api/logs/search", params=params)
+                    if r.status_code != 200:
+                        return peer_id, base, f"answered {r.status_code}: {r.text[:200]}"
+                    return peer_id, base, dict(r.json())
+                except httpx.HTTPError as exc:
+                    return peer_id, base, f"{type(exc).__name__}: {exc}"
+
+            found = await asyncio.gather(
+                one(me, agent.url), *(one(p["id"], p["address"]) for p in peers)
+            )
+        lines: list[dict[str, Any]] = []
+        total, exact, report = 0, True, []
+        for peer_id, base, doc in found:
+            if isinstance(doc, str):
+                report.append({"instance": peer_id, "address": base, "ok": False, "error": doc})
+                exact = False
+                continue
+            lines += [{**ln, "instance": peer_id} for ln in doc["lines"]]
+            total += int(doc.get("count", 0))
+            exact = exact and bool(doc.get("exact", True))
+            report.append({"instance": peer_id, "address": base, "ok": True,
+                           "lines": len(doc["lines"])})  # fmt: skip
+        lines.sort(key=lambda ln: (ln["ts"], ln["instance"], ln["id"]), reverse=newest)
+        out: dict[str, Any] = {"lines": lines[:limit], "instances": report}
+        if params.get("count"):
+            out["count"], out["exact"] = total, exact
+        return out
 
     @app.get("/api/logs/status", summary="Files followed, index size, redactions")
     async def status() -> dict[str, Any]:

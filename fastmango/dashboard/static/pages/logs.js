@@ -34,7 +34,8 @@
     return h('tr', { 'data-level': lv, 'data-id': String(line.id) },
       h('td.mono.when', null, stamp(line.ts)),
       h('td', null, h('span.lv.lv-' + lv, null, lv === 'unknown' ? '—' : lv.toUpperCase())),
-      h('td.mono.src', { title: line.source || '' }, (line.source || '').split('/').pop()),
+      h('td.mono.src', { title: line.source || '' },
+        (line.instance ? line.instance + ' · ' : '') + (line.source || '').split('/').pop()),
       h('td.mono.text', null, h('pre', null, line.text)));
   }
 
@@ -49,13 +50,16 @@
     const since = h('select', { name: 'since', 'aria-label': 'Since' },
       ['15m', '1h', '24h', '7d', ''].map((v) => h('option', { value: v }, v ? 'last ' + v : 'all time')));
     since.value = '';
+    const fleetBox = h('input', { type: 'checkbox', name: 'fleet' });
+    const fleetLabel = h('label.small', { title: 'Search every agent of the fleet, merged by time' },
+      fleetBox, ' all agents');
     const go = h('button.btn', { type: 'submit' }, 'Search');
     const tailBtn = h('button.btn', { type: 'button', 'data-action': 'tail', 'aria-pressed': 'false' }, 'Live tail');
     const pauseBtn = h('button.btn', { type: 'button', 'data-action': 'pause', hidden: true }, 'Pause');
     const info = h('span.small.muted', { 'data-info': 'results' }, '');
     const error = h('div.err', { 'data-error': 'query', hidden: true });
     const tbody = h('tbody');
-    const form = h('form.logs-bar', null, input, since, go, tailBtn, pauseBtn, info);
+    const form = h('form.logs-bar', null, input, since, fleetLabel, go, tailBtn, pauseBtn, info);
     const chartEl = h('div.chart', { 'data-chart': 'log-lines' });
     const chartCard = h('div.card.pad', { 'data-card': 'log-rate' }, h('h3', null, 'Lines per minute by level'), chartEl);
     const results = h('div.card.table', { 'data-card': 'log-results' },
@@ -76,13 +80,15 @@
       showError('');
       const params = { limit: '200', count: 'true' };
       if (since.value) params.since = since.value;
+      if (fleetBox.checked) params.fleet = 'true';
       try {
         const d = await FM.api('/api/logs/search?' + qs(params));
         if (!alive) return;
         tbody.replaceChildren(...d.lines.map(row));
         if (!d.lines.length) tbody.replaceChildren(h('tr', null, h('td.muted', { colspan: '4' }, 'No matching lines.')));
-        info.textContent = d.count.toLocaleString('en') + (d.exact ? '' : '+') + ' matching · ' +
-          d.took_ms.toFixed(1) + ' ms';
+        info.textContent = d.count.toLocaleString('en') + (d.exact ? '' : '+') + ' matching' +
+          (d.instances ? ' on ' + d.instances.filter((i) => i.ok).length + ' agent(s)'
+            : ' · ' + d.took_ms.toFixed(1) + ' ms');
         FM.updated();
       } catch (e) {
         showError(e.message.replace(/^\/api\/logs\/search: /, ''));
