@@ -278,6 +278,7 @@ async def test_inhibition_and_silence_api(tmp_path: Path, slack: FakeSlack, cloc
         r = await c.delete(f"/api/alerts/silences/{sid}")
         assert r.status_code == 200
         assert (await c.delete(f"/api/alerts/silences/{sid}")).status_code == 404
+        h.agent.store.flush()  # events are written by the store's thread: wait for them
         hist = (await c.get("/api/alerts/history")).json()
         assert {"state", "notification", "silence", "unsilence"} <= {
             e["data"]["type"] for e in hist
