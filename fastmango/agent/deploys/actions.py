@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -209,6 +209,50 @@ def _release_event(out: Outcome, who: str, state: str, **more: Any) -> dict[str,
     }
 
 
+@contextlib.asynccontextmanager
+async def _action(
+    settings: Settings,
+    store: Store | None,
+    out: Outcome,
+    who: str,
+    reason: str,
+    events: list[dict[str, Any]],
+    client_options: dict[str, Any] | None,
+    started: Callable[[], bool],
+) -> AsyncIterator[Any]:
+    """The frame of every action (DESIGN 9): the environment's lock, one adapter, and on
+    every path — success, refusal, exception — the outcome's times and one audit record
+    with the events. ``started()``: whether the platform took the action, so an error
+    after it reads ``failed`` (the platform said no) rather than ``error``."""
+    t0 = time.monotonic()
+    platform: Any = None
+    try:
+        async with EnvLock(
+            lock_path(settings),
+            out.env,
+            action=out.action,
+            who=who,
+            ttl=settings.deploy.lock_ttl,
+            wait=settings.deploy.lock_wait,
+        ).hold():
+            platform = connect(target_of(settings, out.env), **(client_options or {}))
+            yield platform
+    except DeployError as exc:
+        if out.result != "failed":
+            out.result, out.message = ("failed" if started() else "error"), str(exc)
+        raise
+    except Exception as exc:
+        out.result, out.message = "error", f"{type(exc).__name__}: {exc}"
+        raise
+    finally:
+        out.duration = time.monotonic() - t0
+        if platform is not None:
+            out.platform_seconds = platform.client.meter.waited
+            out.requests = platform.client.meter.requests
+            await platform.aclose()
+        _record(settings, store, out, who, reason, events)
+
+
 async def deploy(
     settings: Settings,
     env: str,
@@ -226,74 +270,49 @@ async def deploy(
     target = target_of(settings, env)
     out = Outcome("deploy", env, target.platform, image=image or None)
     events: list[dict[str, Any]] = []
-    platform: Any = None
-    try:
-        secrets, prints = vault_values(settings, env)
-        async with EnvLock(
-            lock_path(settings),
-            env,
-            action="deploy",
-            who=who,
-            ttl=settings.deploy.lock_ttl,
-            wait=settings.deploy.lock_wait,
-        ).hold():
-            platform = connect(target, **(client_options or {}))
-            releases = await platform.releases(limit=10)
-            current = flow.current_release(releases)
-            out.from_version = current.version if current else None
-            previous_image = current.image if current else None
-            if secrets:
-                await push_secrets(platform, secrets)
-                out.extra["secrets"] = prints
-            release = await platform.deploy(image, regions=regions or target.regions)
-            out.to_version, out.release_id = release.version, release.id
-            try:
-                done = await flow.follow(
-                    platform,
-                    release,
-                    deadline=settings.deploy.deadline,
-                    poll=settings.deploy.poll_interval,
-                    progress=progress,
-                )
-            except DeployError as exc:
-                out.result, out.message = "failed", str(exc)
-                out.duration = time.monotonic() - t0
-                last = getattr(exc, "rollout", None)
-                if isinstance(last, Rollout):
-                    out.to_version, out.release_id = last.release.version, last.release.id
-                events.append(_release_event(out, who, "failed"))
-                raise
-            out.to_version, out.release_id = done.release.version, done.release.id
-            out.image = done.release.image or image
-            out.replicas = done.desired or None
-            out.result, out.message = "ok", done.message
+    async with _action(settings, store, out, who, reason, events, client_options,
+                       lambda: out.release_id is not None) as platform:  # fmt: skip
+        secrets, prints = vault_values(settings, env)  # no key: stops before any change
+        releases = await platform.releases(limit=10)
+        current = flow.current_release(releases)
+        out.from_version = current.version if current else None
+        previous_image = current.image if current else None
+        if secrets:
+            await push_secrets(platform, secrets)
+            out.extra["secrets"] = prints
+        release = await platform.deploy(image, regions=regions or target.regions)
+        out.to_version, out.release_id = release.version, release.id
+        try:
+            done = await flow.follow(
+                platform,
+                release,
+                deadline=settings.deploy.deadline,
+                poll=settings.deploy.poll_interval,
+                progress=progress,
+            )
+        except DeployError as exc:
+            out.result, out.message = "failed", str(exc)
             out.duration = time.monotonic() - t0
-            events.append(
-                _release_event(
-                    out,
-                    who,
-                    "live",
-                    previous_image=previous_image,
-                    previous_id=current.id if current else None,
-                    started=time.time() - out.duration,
-                )
-            )
-    except DeployError as exc:
-        if out.result != "failed":
-            out.result, out.message = ("failed" if out.release_id else "error"), str(exc)
-        raise
-    except Exception as exc:
-        out.result, out.message = "error", f"{type(exc).__name__}: {exc}"
-        raise
-    finally:
+            last = getattr(exc, "rollout", None)
+            if isinstance(last, Rollout):
+                out.to_version, out.release_id = last.release.version, last.release.id
+            events.append(_release_event(out, who, "failed"))
+            raise
+        out.to_version, out.release_id = done.release.version, done.release.id
+        out.image = done.release.image or image
+        out.replicas = done.desired or None
+        out.result, out.message = "ok", done.message
         out.duration = time.monotonic() - t0
-        if platform is not None:
-            out.platform_seconds, out.requests = (
-                platform.client.meter.waited,
-                platform.client.meter.requests,
+        events.append(
+            _release_event(
+                out,
+                who,
+                "live",
+                previous_image=previous_image,
+                previous_id=current.id if current else None,
+                started=time.time() - out.duration,
             )
-            await platform.aclose()
-        _record(settings, store, out, who, reason, events)
+        )
     return out
 
 
@@ -315,90 +334,65 @@ async def rollback(
     target = target_of(settings, env)
     out = Outcome("rollback", env, target.platform)
     events: list[dict[str, Any]] = []
-    platform: Any = None
-    try:
-        async with EnvLock(
-            lock_path(settings),
-            env,
-            action="rollback",
-            who=who,
-            ttl=settings.deploy.lock_ttl,
-            wait=settings.deploy.lock_wait,
-        ).hold():
-            platform = connect(target, **(client_options or {}))
-            releases = await platform.releases(limit=50)
-            bad_images, bad_ids = _bad_releases(store, settings, env)
-            if bad_release is not None:
-                bad_images.add(bad_release.get("image") or "")
-                bad_ids.add(bad_release.get("release_id") or "")
-            to, current = flow.pick_target(
-                releases, version=version, bad_images=bad_images, bad_ids=bad_ids
+    async with _action(settings, store, out, who, reason, events, client_options,
+                       lambda: out.release_id is not None) as platform:  # fmt: skip
+        releases = await platform.releases(limit=50)
+        bad_images, bad_ids = _bad_releases(store, settings, env)
+        if bad_release is not None:
+            bad_images.add(bad_release.get("image") or "")
+            bad_ids.add(bad_release.get("release_id") or "")
+        to, current = flow.pick_target(
+            releases, version=version, bad_images=bad_images, bad_ids=bad_ids
+        )
+        out.from_version = current.version if current else None
+        out.image = to.image
+        out.extra["target"] = to.version
+        if current is not None and bad_release is None and version is None:
+            bad_release = {
+                "version": current.version,
+                "release_id": current.id,
+                "image": current.image,
+            }
+        release = await platform.rollback(to)
+        out.to_version, out.release_id = release.version, release.id
+        try:
+            done = await flow.follow(
+                platform,
+                release,
+                deadline=settings.deploy.deadline,
+                poll=settings.deploy.poll_interval,
+                progress=progress,
             )
-            out.from_version = current.version if current else None
-            out.image = to.image
-            out.extra["target"] = to.version
-            if current is not None and bad_release is None and version is None:
-                bad_release = {
-                    "version": current.version,
-                    "release_id": current.id,
-                    "image": current.image,
-                }
-            release = await platform.rollback(to)
-            out.to_version, out.release_id = release.version, release.id
-            try:
-                done = await flow.follow(
-                    platform,
-                    release,
-                    deadline=settings.deploy.deadline,
-                    poll=settings.deploy.poll_interval,
-                    progress=progress,
-                )
-            except DeployError as exc:
-                out.result, out.message = "failed", str(exc)
-                out.duration = time.monotonic() - t0
-                last = getattr(exc, "rollout", None)
-                if isinstance(last, Rollout):
-                    out.to_version, out.release_id = last.release.version, last.release.id
-                events.append(_release_event(out, who, "failed", rollback_to=to.version))
-                raise
-            out.to_version, out.release_id = done.release.version, done.release.id
-            out.replicas = done.desired or None
-            out.result = "ok"
-            out.message = f"rolled back to {to.version} ({to.image}): {done.message}"
+        except DeployError as exc:
+            out.result, out.message = "failed", str(exc)
             out.duration = time.monotonic() - t0
-            if bad_release is not None:
-                events.append(
-                    {
-                        "env": env,
-                        "platform": target.platform,
-                        "version": bad_release.get("version"),
-                        "release_id": bad_release.get("release_id"),
-                        "image": bad_release.get("image"),
-                        "state": "rolled_back",
-                        "who": who,
-                        "previous": None,
-                        "duration_seconds": None,
-                        "action": "rollback",
-                        "reason": reason,
-                    }
-                )
-            events.append(_release_event(out, who, "live", rollback_to=to.version, reason=reason))
-    except DeployError as exc:
-        if out.result != "failed":
-            out.result, out.message = ("failed" if out.release_id else "error"), str(exc)
-        raise
-    except Exception as exc:
-        out.result, out.message = "error", f"{type(exc).__name__}: {exc}"
-        raise
-    finally:
+            last = getattr(exc, "rollout", None)
+            if isinstance(last, Rollout):
+                out.to_version, out.release_id = last.release.version, last.release.id
+            events.append(_release_event(out, who, "failed", rollback_to=to.version))
+            raise
+        out.to_version, out.release_id = done.release.version, done.release.id
+        out.replicas = done.desired or None
+        out.result = "ok"
+        out.message = f"rolled back to {to.version} ({to.image}): {done.message}"
         out.duration = time.monotonic() - t0
-        if platform is not None:
-            out.platform_seconds, out.requests = (
-                platform.client.meter.waited,
-                platform.client.meter.requests,
+        if bad_release is not None:
+            events.append(
+                {
+                    "env": env,
+                    "platform": target.platform,
+                    "version": bad_release.get("version"),
+                    "release_id": bad_release.get("release_id"),
+                    "image": bad_release.get("image"),
+                    "state": "rolled_back",
+                    "who": who,
+                    "previous": None,
+                    "duration_seconds": None,
+                    "action": "rollback",
+                    "reason": reason,
+                }
             )
-            await platform.aclose()
-        _record(settings, store, out, who, reason, events)
+        events.append(_release_event(out, who, "live", rollback_to=to.version, reason=reason))
     return out
 
 
@@ -421,42 +415,18 @@ async def apply_scale(
     store = store_or_state_dir if isinstance(store_or_state_dir, Store) else None
     if isinstance(store_or_state_dir, Path):
         settings = settings.model_copy(update={"state_dir": store_or_state_dir})
-    t0 = time.monotonic()
     target = target_of(settings, env)
     out = Outcome("scale", env, target.platform, to_version=str(replicas))
-    platform: Any = None
-    try:
-        async with EnvLock(
-            lock_path(settings),
-            env,
-            action="scale",
-            who=who,
-            ttl=settings.deploy.lock_ttl,
-            wait=settings.deploy.lock_wait,
-        ).hold():
-            platform = connect(target, **(client_options or {}))
-            try:
-                before = len([i for i in await platform.instances() if "standby" not in i.state])
-                out.from_version = str(before)
-            except DeployError:
-                pass
-            await platform.scale(replicas)
-            out.result, out.replicas = "ok", replicas
-            out.message = f"{out.from_version or '?'} → {replicas} instances"
-    except DeployError as exc:
-        out.result = "failed" if out.from_version is not None else "error"
-        out.message = str(exc)
-        raise
-    except Exception as exc:
-        out.result, out.message = "error", f"{type(exc).__name__}: {exc}"
-        raise
-    finally:
-        out.duration = time.monotonic() - t0
-        if platform is not None:
-            out.platform_seconds = platform.client.meter.waited
-            out.requests = platform.client.meter.requests
-            await platform.aclose()
-        _record(settings, store, out, who, reason, [])
+    async with _action(settings, store, out, who, reason, [], client_options,
+                       lambda: out.from_version is not None) as platform:  # fmt: skip
+        try:
+            before = len([i for i in await platform.instances() if "standby" not in i.state])
+            out.from_version = str(before)
+        except DeployError:
+            pass
+        await platform.scale(replicas)
+        out.result, out.replicas = "ok", replicas
+        out.message = f"{out.from_version or '?'} → {replicas} instances"
     return out
 
 
