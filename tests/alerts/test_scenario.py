@@ -12,14 +12,14 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.conftest import ROOT, free_port, wait_http
+from tests.conftest import ROOT, free_port, wait_for, wait_http
 from tests.fakes.slack import TOKEN, FakeSlack
 from tests.realservers import stop_process
 
@@ -76,16 +76,6 @@ def app(tmp_path: Path) -> Iterator[str]:
     finally:
         stop_process(proc)
         log.close()
-
-
-def wait_for(check: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        got = check()
-        if got:
-            return got
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
 
 
 def alerts_of(url: str) -> list[dict[str, Any]]:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,7 @@ import pytest
 
 from fastmango.agent.store import Store
 from fastmango.series import Sample, labels_of
+from tests.conftest import wait_for  # noqa: F401  (the deployer tests import it from here)
 from tests.fakes.fly import FakeFly
 from tests.fakes.kubernetes import FakeKubernetes
 from tests.fakes.railway import FakeRailway
@@ -147,13 +147,3 @@ def write_samples(app_dir: Path, points: list[tuple[float, float, float]]) -> No
         store.flush()
     finally:
         store.close()
-
-
-def wait_for(predicate: Any, timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")

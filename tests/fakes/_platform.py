@@ -9,7 +9,6 @@ in each fake's ``TYPICAL``; tests use zero, the rollback benchmark uses TYPICAL.
 from __future__ import annotations
 
 import asyncio
-import socket
 import threading
 import time
 from collections.abc import Callable
@@ -22,6 +21,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
+
+from tests.conftest import free_port
 
 
 @dataclass
@@ -68,12 +69,6 @@ class Steps:
     @property
     def done(self) -> bool:
         return self.i == len(self.steps) - 1
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class FakePlatform:

@@ -3,7 +3,6 @@ of one fleet as separate processes on it."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -11,6 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.conftest import wait_for as shared_wait_for
 from tests.realservers import Postgres
 
 #: short intervals so failover and staleness show within seconds
@@ -58,18 +58,8 @@ def fleet_of(agent: Any) -> dict[str, Any]:
 
 
 def wait_for(what: str, check: Callable[[], Any], timeout: float, every: float = 0.1) -> Any:
-    """Poll ``check`` until it returns something truthy; its value (fails after timeout)."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        try:
-            last = check()
-        except httpx.TransportError as exc:
-            last = exc
-        if last and not isinstance(last, Exception):
-            return last
-        time.sleep(every)
-    raise AssertionError(f"{what}: not within {timeout}s (last: {last!r})")
+    """:func:`tests.conftest.wait_for` with the name first, as the fleet tests call it."""
+    return shared_wait_for(check, timeout, what, every)
 
 
 @pytest.fixture

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+
+from tests.conftest import wait_for  # noqa: F401  (re-exported for the tests here)
 
 
 def write_config(app: Path, paths: list[str], **logs: Any) -> None:
@@ -18,17 +19,6 @@ def write_config(app: Path, paths: list[str], **logs: Any) -> None:
     for k, v in logs.items():
         lines.append(f"{k} = {json.dumps(v)}")
     (app / "fastmango.toml").write_text("\n".join(lines) + "\n")
-
-
-def wait_for(pred: Callable[[], Any], timeout: float, what: str, step: float = 0.1) -> Any:
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = pred()
-        if last:
-            return last
-        time.sleep(step)
-    raise TimeoutError(f"{what} within {timeout}s (last: {last!r})")
 
 
 def count(url: str, q: str) -> int:
