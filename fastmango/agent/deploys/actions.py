@@ -24,7 +24,7 @@ from fastmango.agent.settings import Settings
 from fastmango.agent.store import Store
 from fastmango.deployer import flow
 from fastmango.deployer.errors import DeployError
-from fastmango.deployer.platform import Rollout, Target
+from fastmango.deployer.platform import Release, Rollout, Target
 from fastmango.deployer.platforms import connect
 from fastmango.redact import redact_secrets
 
@@ -253,6 +253,38 @@ async def _action(
         _record(settings, store, out, who, reason, events)
 
 
+async def _follow(
+    settings: Settings,
+    platform: Any,
+    release: Release,
+    out: Outcome,
+    who: str,
+    events: list[dict[str, Any]],
+    progress: Progress | None,
+    t0: float,
+    **more: Any,
+) -> Rollout:
+    """Wait for ``release`` to roll out (or the deadline); a failed rollout is recorded in
+    ``out`` and as a ``failed`` release event before the error goes on."""
+    out.to_version, out.release_id = release.version, release.id
+    try:
+        return await flow.follow(
+            platform,
+            release,
+            deadline=settings.deploy.deadline,
+            poll=settings.deploy.poll_interval,
+            progress=progress,
+        )
+    except DeployError as exc:
+        out.result, out.message = "failed", str(exc)
+        out.duration = time.monotonic() - t0
+        last = getattr(exc, "rollout", None)
+        if isinstance(last, Rollout):
+            out.to_version, out.release_id = last.release.version, last.release.id
+        events.append(_release_event(out, who, "failed", **more))
+        raise
+
+
 async def deploy(
     settings: Settings,
     env: str,
@@ -281,23 +313,7 @@ async def deploy(
             await push_secrets(platform, secrets)
             out.extra["secrets"] = prints
         release = await platform.deploy(image, regions=regions or target.regions)
-        out.to_version, out.release_id = release.version, release.id
-        try:
-            done = await flow.follow(
-                platform,
-                release,
-                deadline=settings.deploy.deadline,
-                poll=settings.deploy.poll_interval,
-                progress=progress,
-            )
-        except DeployError as exc:
-            out.result, out.message = "failed", str(exc)
-            out.duration = time.monotonic() - t0
-            last = getattr(exc, "rollout", None)
-            if isinstance(last, Rollout):
-                out.to_version, out.release_id = last.release.version, last.release.id
-            events.append(_release_event(out, who, "failed"))
-            raise
+        done = await _follow(settings, platform, release, out, who, events, progress, t0)
         out.to_version, out.release_id = done.release.version, done.release.id
         out.image = done.release.image or image
         out.replicas = done.desired or None
@@ -354,23 +370,8 @@ async def rollback(
                 "image": current.image,
             }
         release = await platform.rollback(to)
-        out.to_version, out.release_id = release.version, release.id
-        try:
-            done = await flow.follow(
-                platform,
-                release,
-                deadline=settings.deploy.deadline,
-                poll=settings.deploy.poll_interval,
-                progress=progress,
-            )
-        except DeployError as exc:
-            out.result, out.message = "failed", str(exc)
-            out.duration = time.monotonic() - t0
-            last = getattr(exc, "rollout", None)
-            if isinstance(last, Rollout):
-                out.to_version, out.release_id = last.release.version, last.release.id
-            events.append(_release_event(out, who, "failed", rollback_to=to.version))
-            raise
+        done = await _follow(settings, platform, release, out, who, events, progress, t0,
+                             rollback_to=to.version)  # fmt: skip
         out.to_version, out.release_id = done.release.version, done.release.id
         out.replicas = done.desired or None
         out.result = "ok"
