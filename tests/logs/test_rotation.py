@@ -106,7 +106,7 @@ def test_kill_9_mid_ingest_then_restart(app_dir: Path, start_agent: Any) -> None
     def ingested() -> int:
         return int(httpx.get(agent.url + "/api/logs/status", timeout=5).json()["ingested"])
 
-    wait_for(lambda: ingested() >= 5_000, 60, "some lines ingested", step=0.02)
+    wait_for(lambda: ingested() >= 5_000, 60, "some lines ingested", every=0.02)
     agent.proc.send_signal(signal.SIGKILL)
     agent.proc.wait(10)
     from fastmango.agent.logs.index import LogIndex
@@ -122,7 +122,7 @@ def test_kill_9_mid_ingest_then_restart(app_dir: Path, start_agent: Any) -> None
             f.write(f"2024-01-02T10:00:01Z INFO writer: seq={i} after the crash\n")
     again = start_agent("--state-dir", state, app_dir=app_dir)
     wait_for(
-        lambda: count(again.url, "writer") >= n + 1000, 90, "every line after restart", step=0.25
+        lambda: count(again.url, "writer") >= n + 1000, 90, "every line after restart", every=0.25
     )
     time.sleep(0.5)
     got = seqs(again.url)
