@@ -161,12 +161,14 @@ async def test_agent_exposes_the_derived_series_as_catalogued(
     try:
         await agent.ready.wait()
         async with httpx.AsyncClient(base_url=base) as c:
-            for _ in range(3):  # traffic in each of the first collection intervals
+            wanted = {s.name for s in SPECS}
+            for _ in range(20):  # traffic in each collection interval until all are derived
                 await asyncio.gather(*(c.get(f"/items/{i}") for i in range(20)),
                                      c.get("/fail"), c.post("/chat"))  # fmt: skip
                 await asyncio.sleep(0.8)
-            await asyncio.sleep(0.5)
-            text = (await c.get(agent.url + "/metrics")).text
+                text = (await c.get(agent.url + "/metrics")).text
+                if all(f"\n{name}" in text for name in wanted):
+                    break
     finally:
         agent.request_exit()
         await running
