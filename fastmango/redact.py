@@ -7,8 +7,11 @@ passwords in URLs and DSNs, ``password=``-style pairs, bearer and basic credenti
 e-mail addresses, card numbers (Luhn-checked), optionally IP addresses, plus patterns
 from the settings. It works on a whole batch of lines at once and counts each rule's
 replacements (``fastmango_log_redactions_total{rule}`` on ``/metrics``). Each rule names
-literal *triggers* (lower-case): the rule's regex runs only on the lines that contain
-one, so a batch without secrets costs a few ``str.find`` scans, not a regex per line.
+literal *triggers*, looked for in one *form* of the batch (lower-cased, as is, or a
+shape: ``digits``, where every digit reads ``0`` and a space or dash `` ``, or
+``upper``, where every upper-case letter or digit reads ``A``): the rule's
+regex runs only on the lines that hold one, so a batch without secrets costs a few
+``str.find`` scans, not a regex per line.
 """
 
 from __future__ import annotations
@@ -23,8 +26,9 @@ MASK = "****"
 
 _DSN = re.compile(r"(?P<k>\b[a-zA-Z][a-zA-Z0-9+.-]*://[^:/@\s]*:)[^@\s/]+(?=@)")
 _AUTH = re.compile(r"(?i)(?P<k>\b(?:bearer|basic|token)[ \t]+)[A-Za-z0-9._~+/=-]{8,}")
+# the key word at a word's start or after _ . - (db_password, x.secret), then = or :
 _PAIR = re.compile(
-    r"(?i)(?P<k>\b(?:[\w.-]*[_.-])?(?:password|passwd|pwd|secret|token|api[_-]?key)\b"
+    r"(?i)(?<![^\W_])(?P<k>(?:password|passwd|pwd|secret|token|api[_-]?key)\b"
     r"[\"']?[ \t]*[=:][ \t]*[\"']?)[^\s\"',;&]+"
 )
 
@@ -64,14 +68,17 @@ def luhn_ok(digits: str) -> bool:
 class Rule:
     """One redaction rule: ``pattern`` replaced by ``repl`` where ``check`` (if any)
     accepts the match; ``triggers`` are lower-case literals one of which every match
-    contains (empty: the rule scans every line)."""
+    contains, in the batch's ``form`` (``lower``, ``text``, ``digits`` or ``upper``; none:
+    the rule's regex scans the whole batch)."""
 
     name: str
     pattern: re.Pattern[str]
     repl: str
     triggers: tuple[str, ...] = ()
     check: Callable[[re.Match[str]], bool] | None = None
-    case_sensitive_triggers: bool = False
+    form: str = "lower"
+    #: literals a line must also hold (as is) for the regex to run on it
+    requires: tuple[str, ...] = ()
 
     def sub(self, text: str) -> tuple[str, int]:
         if self.check is None:
@@ -108,9 +115,9 @@ BUILTIN: list[Rule] = [
         re.compile(r"\beyJ[A-Za-z0-9_-]{5,}\.eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]+"),
         "[REDACTED JWT]",
         ("eyJ",),
-        case_sensitive_triggers=True,
+        form="text",
     ),
-    Rule("url_password", _DSN, rf"\g<k>{MASK}", ("://",)),
+    Rule("url_password", _DSN, rf"\g<k>{MASK}", ("://",), requires=("@",)),
     Rule("authorization", _AUTH, rf"\g<k>{MASK}", ("bearer", "basic", "token")),
     Rule(
         "password_field",
@@ -122,8 +129,8 @@ BUILTIN: list[Rule] = [
         "aws_access_key",
         re.compile(r"\b(?:AKIA|ASIA|AGPA|AIDA|AROA|ANPA)[A-Z0-9]{16}\b"),
         "[REDACTED AWS KEY]",
-        ("AKIA", "ASIA", "AGPA", "AIDA", "AROA", "ANPA"),
-        case_sensitive_triggers=True,
+        ("A" * 20,),  # twenty upper-case letters or digits in a row
+        form="upper",
     ),
     Rule(
         "aws_secret_key",
@@ -141,10 +148,12 @@ BUILTIN: list[Rule] = [
     ),
     Rule(
         "card_number",
-        re.compile(r"(?<![\w-])\d{4}(?:[ -]?\d{4}){2}[ -]?\d{1,7}(?![\w-])"),
+        re.compile(r"(?<![\w-])[0-9]{4}(?:[ -]?[0-9]{4}){2}[ -]?[0-9]{1,7}(?![\w-])"),
         "[REDACTED CARD]",
-        (),
+        # three groups of four digits, with or without a separator between groups
+        ("000000000000", "0000 00000000", "00000000 0000", "0000 0000 0000"),
         _card,
+        form="digits",
     ),
 ]
 IP_RULE = Rule(
@@ -156,7 +165,15 @@ IP_RULE = Rule(
     (".",),
 )
 
-_DIGIT_RUN = re.compile(r"(?<![\w-])\d{4}[ -]?\d{4}[ -]?\d{4}")
+#: the digit shape of ASCII text: digits read 0, a space or dash a space, the rest a dot
+_DIGIT_SHAPE = str.maketrans(
+    {chr(c): "0" if chr(c).isdigit() else " " if chr(c) in " -" else "." for c in range(128)}
+)
+#: the upper shape: upper-case letters and digits read A, the rest a dot
+_UPPER_SHAPE = str.maketrans(
+    {chr(c): "A" if chr(c).isdigit() or chr(c).isupper() else "." for c in range(128)}
+)
+_SHAPES = {"digits": _DIGIT_SHAPE, "upper": _UPPER_SHAPE}
 
 
 @dataclass
@@ -187,55 +204,86 @@ class Redactor:
         if not texts:
             return texts
         out = texts
-        joined = "\x00".join(texts)
-        low: str | None = None
+        hay = _Haystack(texts)  # the batch as it came: lines changed since are re-read
+        changed: set[int] = set()
         for rule in self.rules:
             if rule.triggers:
-                if rule.case_sensitive_triggers:
-                    hay = joined
-                else:
-                    if low is None:
-                        low = joined.lower()
-                    hay = low
-                hits = [t for t in rule.triggers if t in hay]
-                if not hits:
+                text, starts = hay.get(rule.form)
+                hits = [t for t in rule.triggers if hay.has(rule.form, t)]
+                idx = set(_lines_with(text, starts, hits)) if hits else set()
+            else:  # no literal: where the rule's regex matches
+                text, starts = hay.get("text")
+                idx = {bisect_right(starts, m.start()) - 1 for m in rule.pattern.finditer(text)}
+            idx |= changed
+            for i in sorted(idx):
+                line = out[i]
+                if rule.requires and not all(r in line for r in rule.requires):
                     continue
-                idx = _lines_with(hay, hits, out, rule.case_sensitive_triggers)
-            else:  # no literal: where the rule's regex (or its cheap prefix) matches
-                probe = _DIGIT_RUN if rule.name == "card_number" else rule.pattern
-                hits_at = [m.start() for m in probe.finditer(joined)]
-                if not hits_at:
-                    continue
-                starts = list(accumulate((len(t) + 1 for t in out[:-1]), initial=0))
-                idx = sorted({bisect_right(starts, p) - 1 for p in hits_at})
-            changed = False
-            for i in idx:
-                new, n = rule.sub(out[i])
+                new, n = rule.sub(line)
                 if n:
                     if out is texts:
                         out = list(texts)
                     out[i] = new
                     self.counts[rule.name] = self.counts.get(rule.name, 0) + n
-                    changed = True
-            if changed:
-                joined = "\x00".join(out)
-                low = None
+                    changed.add(i)
         return out
 
 
-def _lines_with(hay: str, triggers: list[str], texts: list[str], case: bool) -> list[int]:
-    """Indexes of the texts (joined by NUL into ``hay``) holding one of the triggers."""
-    if len(hay) != sum(map(len, texts)) + len(texts) - 1:  # lower() changed a length
-        if case:
-            return [i for i, t in enumerate(texts) if any(x in t for x in triggers)]
-        return [i for i, t in enumerate(texts) if any(x in t.lower() for x in triggers)]
-    starts = list(accumulate((len(t) + 1 for t in texts[:-1]), initial=0))
+class _Haystack:
+    """A batch joined by NUL in each form the rules look at (as is, lower-cased, digit
+    shape), with where each line starts in it."""
+
+    def __init__(self, lines: list[str]) -> None:
+        self.lines = lines
+        self._forms: dict[str, tuple[str, list[int]]] = {}
+        self._has: dict[tuple[str, str], bool] = {}
+
+    def has(self, form: str, literal: str) -> bool:
+        """Whether the form holds the literal (each literal looked for once per batch:
+        rules share triggers such as ``token`` and ``secret``)."""
+        key = (form, literal)
+        found = self._has.get(key)
+        if found is None:
+            found = self._has[key] = literal in self.get(form)[0]
+        return found
+
+    def get(self, form: str) -> tuple[str, list[int]]:
+        got = self._forms.get(form)
+        if got is not None:
+            return got
+        if form == "text":
+            got = ("\x00".join(self.lines), _starts(self.lines))
+        else:
+            text, starts = self.get("text")
+            if form in _SHAPES:  # one character for one: the same offsets
+                got = (text.translate(_SHAPES[form]), starts)
+            else:
+                low = text.lower()
+                if len(low) != len(text):  # lower() changed a length: line by line
+                    lows = [t.lower() for t in self.lines]
+                    low = "\x00".join(lows)
+                    starts = _starts(lows)
+                got = (low, starts)
+        self._forms[form] = got
+        return got
+
+
+def _starts(lines: list[str]) -> list[int]:
+    """Where each line starts in the lines joined by one separator."""
+    return [0, *accumulate(map((1).__add__, map(len, lines[:-1])))]
+
+
+def _lines_with(hay: str, starts: list[int], triggers: list[str]) -> list[int]:
+    """Indexes of the lines (joined by NUL into ``hay``, starting at ``starts``) that
+    hold one of the triggers."""
     found: set[int] = set()
+    last = len(starts) - 1
     for trig in triggers:
         pos = hay.find(trig)
         while pos >= 0:
             i = bisect_right(starts, pos) - 1
             found.add(i)
-            end = starts[i] + len(texts[i])
-            pos = hay.find(trig, end)
+            if i == last:
+                break
+            pos = hay.find(trig, starts[i + 1])
     return sorted(found)

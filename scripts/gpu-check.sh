@@ -28,7 +28,7 @@ PY
 load=$!
 app=$(mktemp -d); log=$(realpath "$out")/agent.log
 printf '[collectors.gpu]\ninterval = 1\n' >"$app/fastmango.toml"
-(cd "$app" && "$py" -m fastmango.cli agent --port 18931 >"$log" 2>&1) &
+(cd "$app" && exec "$py" -m fastmango.cli agent --port 18931 >"$log" 2>&1) &
 agent=$!
 for _ in $(seq 60); do curl -sf http://127.0.0.1:18931/healthz >/dev/null && break; sleep 0.5; done; sleep 8
 "$py" - "$out" <<'PY'

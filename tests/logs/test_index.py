@@ -23,6 +23,17 @@ def test_block_round_trip() -> None:
     )
 
 
+def test_blocks_written_by_zlib_before_still_read() -> None:
+    import zlib
+
+    from fastmango.agent.logs import index
+
+    zstd = encode_block([1.0], bytes([3]), [1], ["older line"])
+    raw = index._decompress(zstd)
+    assert zstd[:4] == index._ZSTD_MAGIC
+    assert decode_block(1, zlib.compress(raw, 1)).texts == ["older line"]
+
+
 def test_checkpoints_commit_with_lines(tmp_path: Path) -> None:
     ix = LogIndex(tmp_path / "logs.db")
     ix.open()

@@ -3,8 +3,10 @@ SQLite file beside the agent's state (``<state_dir>/logs.db``).
 
 Layout
     * every event gets a global id (its FTS5 rowid), in the order it was read;
-    * ``blocks`` hold the events of one ingest batch, zlib-compressed: times, levels,
-      sources and the (redacted) text, column by column;
+    * ``blocks`` hold up to 1024 events, column by column (times, levels, sources, the
+      redacted text), compressed with Zstandard at level 1 (about a sixth of the text's
+      size, and several times faster than zlib both ways; blocks written by zlib before
+      still read);
     * ``fts_<n>`` are contentless FTS5 tables (``content=''``, so the text is not kept
       twice), one per *segment* of ids; columns ``msg`` (message and field values,
       without the timestamp), ``lv`` (level) and ``lg`` (logger);
@@ -30,6 +32,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import zstandard
 
 from fastmango.collector.logs.parse import CODE_OF, LEVEL_CODES, fast
 
@@ -61,6 +65,35 @@ class Line:
 
 
 @dataclass(slots=True)
+class Stored:
+    """One ingested batch, column by column; ``lines()`` builds the API's objects only
+    when someone (a live tail) wants them."""
+
+    first_id: int
+    ts: list[float]
+    levels: bytes
+    sources: list[int]
+    texts: list[str]
+    source_names: dict[int, str]
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    def lines(self) -> list[Line]:
+        names, first, ts, levels, sources = (
+            self.source_names,
+            self.first_id,
+            self.ts,
+            self.levels,
+            self.sources,
+        )
+        return [
+            Line(first + i, ts[i], LEVEL_CODES[levels[i]], names.get(sources[i], ""), text)
+            for i, text in enumerate(self.texts)
+        ]
+
+
+@dataclass(slots=True)
 class Block:
     first_id: int
     ts: array[float]
@@ -83,11 +116,35 @@ def encode_block(
         lengths.tobytes(),
         blob,
     ]
-    return zlib.compress(b"".join(parts), level)
+    return _compressor(level).compress(b"".join(parts))
+
+
+_ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+_local = threading.local()
+
+
+def _compressor(level: int) -> zstandard.ZstdCompressor:
+    """One compressor per thread and level (a ZstdCompressor is not thread-safe)."""
+    cs: dict[int, zstandard.ZstdCompressor] | None = getattr(_local, "cs", None)
+    if cs is None:
+        cs = _local.cs = {}
+    c = cs.get(level)
+    if c is None:
+        c = cs[level] = zstandard.ZstdCompressor(level=level)
+    return c
+
+
+def _decompress(data: bytes) -> bytes:
+    if data[:4] != _ZSTD_MAGIC:
+        return zlib.decompress(data)  # a block written before Zstandard
+    d: zstandard.ZstdDecompressor | None = getattr(_local, "d", None)
+    if d is None:
+        d = _local.d = zstandard.ZstdDecompressor()
+    return d.decompress(data)
 
 
 def decode_block(first_id: int, data: bytes) -> Block:
-    raw = zlib.decompress(data)
+    raw = _decompress(data)
     n, _nb = _HEAD.unpack_from(raw, 0)
     pos = _HEAD.size
     ts = array("d")
@@ -242,7 +299,8 @@ class LogIndex:
                 f"CREATE VIRTUAL TABLE IF NOT EXISTS fts_{seg} USING fts5(msg, lv, lg, {_FTS_OPTS})"
             )
             self.db.execute(f"INSERT INTO fts_{seg}(fts_{seg}, rank) VALUES('pgsz', 4050)")
-            self.db.execute(f"INSERT INTO fts_{seg}(fts_{seg}, rank) VALUES('automerge', 8)")
+            self.db.execute(f"INSERT INTO fts_{seg}(fts_{seg}, rank) VALUES('automerge', 16)")
+            self.db.execute(f"INSERT INTO fts_{seg}(fts_{seg}, rank) VALUES('crisismerge', 64)")
             self.db.execute(
                 "INSERT INTO segments VALUES (?,?,?,?,?)",
                 (seg, self.next_id, self.next_id - 1, 0, now),
@@ -256,15 +314,15 @@ class LogIndex:
         sources: list[int],
         hints: list[float | None],
         checkpoints: dict[str, tuple[str, int]] | None = None,
-    ) -> list[Line]:
+    ) -> Stored:
         """Store one batch of (already redacted) events and the read offsets that go
-        with them, in one transaction. Returns the stored lines (for live tail)."""
+        with them, in one transaction. Returns what was stored (for live tail)."""
         now = self.clock()
         ts, levels, docs = self.ingestor.parse_many(texts, hints)
         db = self.db
         db.execute("BEGIN IMMEDIATE")
         try:
-            lines: list[Line] = []
+            stored = Stored(self.next_id, ts, levels, sources, texts, self._source_names)
             if texts:
                 seg = self._segment(now)
                 first = self.next_id
@@ -301,17 +359,6 @@ class LogIndex:
                 assert self._seg is not None
                 self._seg = (seg, self._seg[1] + len(texts), self._seg[2])
                 self.next_id = last + 1
-                names = self._source_names
-                lines = [
-                    Line(
-                        first + i,
-                        ts[i],
-                        LEVEL_CODES[levels[i]],
-                        names.get(sources[i], ""),
-                        texts[i],
-                    )
-                    for i in range(len(texts))
-                ]
             if checkpoints:
                 db.executemany(
                     "INSERT OR REPLACE INTO checkpoints VALUES (?,?,?,?)",
@@ -321,7 +368,7 @@ class LogIndex:
         except BaseException:
             db.execute("ROLLBACK")
             raise
-        return lines
+        return stored
 
     def purge(self, needle: str) -> tuple[int, int]:
         """Erase every stored line that contains ``needle`` (case-insensitive): its text

@@ -18,7 +18,7 @@ import queue
 import select
 import threading
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable
 from concurrent.futures import Future
 from pathlib import Path
@@ -297,26 +297,23 @@ class LogsService:
                 sources.append(sid)
                 hints.append(e[1])
         texts = self.redactor.redact_many(texts)
-        lines = self.index.ingest(texts, sources, hints, self.tailer.checkpoints())
+        stored = self.index.ingest(texts, sources, hints, self.tailer.checkpoints())
         if self.tailer.forgotten:
             self.index.forget_checkpoints(self.tailer.forgotten)
             self.tailer.forgotten.clear()
-        self.ingested += len(lines)
-        from fastmango.collector.logs.parse import CODE_OF
-
+        self.ingested += len(stored)
         sec = int(time.time())
         recent = self._recent
         if not recent or recent[-1][0] != sec:
             recent.append((sec, [0] * len(LEVEL_LABELS)))
         bucket = recent[-1][1]
-        for line in lines:
-            code = CODE_OF.get(line.level, 0)
-            self._totals[code] += 1
-            bucket[code] += 1
+        for code, n in Counter(stored.levels).items():
+            self._totals[code] += n
+            bucket[code] += n
         while recent and recent[0][0] < sec - 60:
             recent.popleft()
-        if lines and self._subs and self._loop is not None:
-            self._loop.call_soon_threadsafe(self._dispatch, lines)
+        if stored and self._subs and self._loop is not None:
+            self._loop.call_soon_threadsafe(self._dispatch, stored.lines())
 
     # -- live tail -------------------------------------------------------------------
     def subscribe(self, node: Node | None) -> Subscriber:

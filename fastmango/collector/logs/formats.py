@@ -8,11 +8,10 @@ records (Docker: a ``log`` without its trailing newline; CRI: tag ``P``) that
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 
-from fastmango.collector.logs.parse import parse_time_value
+from fastmango.collector.logs.parse import load_json, parse_time_value
 
 _CRI = re.compile(
     r"^(\d{4}-\d\d-\d\dT[\d:.]+(?:Z|[+-]\d\d:?\d\d)) (stdout|stderr) ([PF])(?: (.*))?$", re.S
@@ -39,10 +38,7 @@ def detect(line: str) -> str:
 
 
 def decode_docker(line: str) -> Piece | None:
-    try:
-        obj = json.loads(line)
-    except ValueError:
-        return None
+    obj = load_json(line)
     if not isinstance(obj, dict) or not isinstance(obj.get("log"), str):
         return None
     text: str = obj["log"]

@@ -20,6 +20,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
 #: level names → the normalized level
 LEVELS: dict[str, str] = {
     "trace": "trace",
@@ -206,10 +208,7 @@ def _first(d: dict[str, Any], keys: tuple[str, ...]) -> tuple[str | None, Any]:
 
 
 def _parse_json(line: str, now_year: int, now: float | None) -> Parsed | None:
-    try:
-        obj = json.loads(line)
-    except (ValueError, RecursionError):
-        return None
+    obj = load_json(line)
     if not isinstance(obj, dict):
         return None
     fields: dict[str, Any] = {}
@@ -435,9 +434,11 @@ def fast_time(s: Any) -> float | None:
     """A JSON time value's epoch (ISO strings and numbers fast; the rest as parse())."""
     if isinstance(s, str):
         if len(s) == 24 and s[19] == "." and s[23] == "Z":  # 2024-01-02T03:04:05.678Z
-            base = _TS_CACHE.get(s[:19])
-            if base is not None and s[20:23].isdigit():
-                return base + int(s[20:23]) / 1000
+            base = _TS_CACHE.get(s[:16])  # the minute's epoch
+            if base is not None and s[16] == ":" and s[17:19].isdigit() and s[20:23].isdigit():
+                sec = int(s[17:19])
+                if sec <= 60:
+                    return base + sec + int(s[20:23]) / 1000
             m = _ISO0.match(s)
             if m is not None and m.end() == 24:
                 if len(_TS_CACHE) > 100_000:
@@ -447,7 +448,7 @@ def fast_time(s: Any) -> float | None:
                 except (ValueError, OverflowError):
                     return None
                 if v is not None:
-                    _TS_CACHE[s[:19]] = v - int(s[20:23]) / 1000
+                    _TS_CACHE[s[:16]] = v - int(s[17:19]) - int(s[20:23]) / 1000
                 return v
         m = _ISO0.match(s)
         if m is not None:
@@ -458,55 +459,81 @@ def fast_time(s: Any) -> float | None:
     return parse_time_value(s)
 
 
+def load_json(text: str) -> Any:
+    """The JSON value of ``text`` (orjson; the standard library where orjson refuses,
+    as for NaN or integers past 64 bits), or None if it is not JSON."""
+    try:
+        return orjson.loads(text)
+    except ValueError:
+        try:
+            return json.loads(text)
+        except (ValueError, RecursionError):
+            return None
+
+
+def _json_fast(obj: dict[str, Any]) -> tuple[float | None, str | None, str | None, str]:
+    """(ts, level, logger, index text) of a JSON object: one level of nesting flattened
+    (``{"log": {"level": "error"}}`` reads as ``log.level``), the index text being the
+    message and every other scalar value."""
+    vals: list[str] = []
+    nested = False
+    skip = FAST_SKIP
+    for k, v in obj.items():
+        t = type(v)
+        if t is str:
+            if k not in skip:
+                vals.append(v)
+        elif t is int or t is float:
+            if k not in skip:
+                vals.append(str(v))
+        elif t is dict:
+            nested = True
+    if nested:
+        flat: dict[str, Any] = {}
+        for k, v in obj.items():
+            if type(v) is dict:
+                for k2, v2 in v.items():
+                    flat[f"{k}.{k2}"] = v2
+            else:
+                flat[k] = v
+        obj = flat
+        vals = [
+            v if type(v) is str else str(v)
+            for k, v in obj.items()
+            if k not in skip and type(v) in (str, int, float)
+        ]
+    ts = lv = lg = msg = None
+    for k in _TS_JSON:
+        if k in obj:
+            ts = fast_time(obj[k])
+            break
+    for k in _LV_JSON:
+        if k in obj:
+            lv = level_of(obj[k])
+            break
+    for k in _MSG_JSON:
+        if k in obj:
+            msg = obj[k]
+            break
+    for k in _LG_JSON:
+        if k in obj:
+            lg = obj[k]
+            break
+    doc = msg if isinstance(msg, str) else ("" if msg is None else json.dumps(msg))
+    if vals:
+        doc = doc + " " + " ".join(vals)
+    return ts, lv, lg if isinstance(lg, str) else None, doc
+
+
 def fast(
     text: str, year: int, now: float | None
 ) -> tuple[float | None, str | None, str | None, str]:
     """(ts, level, logger, index text) of one event, as parse() would find them."""
     c = text[:1]
     if c == "{":
-        try:
-            obj = json.loads(text)
-        except (ValueError, RecursionError):
-            obj = None
+        obj = load_json(text)
         if isinstance(obj, dict):
-            vals: list[str] = []
-            nested = False
-            skip = FAST_SKIP
-            for k, v in obj.items():
-                t = type(v)
-                if t is str:
-                    if k not in skip:
-                        vals.append(v)
-                elif t is int or t is float:
-                    if k not in skip:
-                        vals.append(str(v))
-                elif t is dict:
-                    nested = True
-            if nested:
-                p = _parse_json(text, year, now)
-                if p is not None:
-                    return p.ts, p.level, p.logger, p.message
-            ts = lv = lg = msg = None
-            for k in _TS_JSON:
-                if k in obj:
-                    ts = fast_time(obj[k])
-                    break
-            for k in _LV_JSON:
-                if k in obj:
-                    lv = level_of(obj[k])
-                    break
-            for k in _MSG_JSON:
-                if k in obj:
-                    msg = obj[k]
-                    break
-            for k in _LG_JSON:
-                if k in obj:
-                    lg = obj[k]
-                    break
-            doc = msg if isinstance(msg, str) else ("" if msg is None else json.dumps(msg))
-            if vals:
-                doc = doc + " " + " ".join(vals)
-            return ts, lv, lg if isinstance(lg, str) else None, doc
+            return _json_fast(obj)
     elif "=" in text[:40] and c.isalpha():
         p = parse(text, year, now)
         return p.ts, p.level, p.logger, p.message
