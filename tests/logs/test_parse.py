@@ -158,6 +158,14 @@ def test_json_line() -> None:
     assert p.fields["request_id"] == "abc-1"
     assert p.fields["http.status"] == 503
     assert fast(line, 2024, None)[:3] == (1704190272.5, "error", "app.db")
+    # the index text holds the message and every other value, nested ones too
+    assert fast(line, 2024, None)[3].split() == ["query", "failed", "abc-1", "503", "1.5"]
+    ecs = '{"@timestamp": "2024-01-02T10:11:12.000Z", "log": {"level": "WARN"}, "message": "m"}'
+    assert fast(ecs, 2024, None) == (T0, "warn", None, "m")
+    # what orjson refuses (NaN, integers past 64 bits) still reads as JSON
+    assert fast('{"msg": "x", "v": NaN, "n": 123456789012345678901234}', 2024, None)[3] == (
+        "x nan 123456789012345678901234"
+    )
     # numeric levels (pino, bunyan) and millisecond epochs
     assert parse('{"time": 1704190272500, "level": 50, "msg": "x"}').level == "error"
     assert parse('{"time": 1704190272500, "level": 50, "msg": "x"}').ts == 1704190272.5

@@ -131,6 +131,10 @@ class Parsed:
 
 
 def level_of(word: Any) -> str | None:
+    if type(word) is str:  # the common case first
+        found = LEVELS.get(word)
+        if found is not None:
+            return found
     if isinstance(word, int | float) and not isinstance(word, bool):
         # Python logging / pino / bunyan numeric levels
         n = int(word)
@@ -138,7 +142,7 @@ def level_of(word: Any) -> str | None:
         if n >= 10:
             return next((name for lim, name in table if n >= lim), "trace")
         return None
-    if not isinstance(word, str):
+    if type(word) is not str:
         return None
     return LEVELS.get(word.strip().lower())
 
@@ -434,6 +438,9 @@ def fast_time(s: Any) -> float | None:
     """A JSON time value's epoch (ISO strings and numbers fast; the rest as parse())."""
     if isinstance(s, str):
         if len(s) == 24 and s[19] == "." and s[23] == "Z":  # 2024-01-02T03:04:05.678Z
+            base = _TS_CACHE.get(s[:19])  # the second's epoch (busy logs repeat it)
+            if base is not None and s[20:23].isdigit():
+                return base + int(s[20:23]) / 1000
             base = _TS_CACHE.get(s[:16])  # the minute's epoch
             if base is not None and s[16] == ":" and s[17:19].isdigit() and s[20:23].isdigit():
                 sec = int(s[17:19])
@@ -449,6 +456,7 @@ def fast_time(s: Any) -> float | None:
                     return None
                 if v is not None:
                     _TS_CACHE[s[:16]] = v - int(s[17:19]) - int(s[20:23]) / 1000
+                    _TS_CACHE[s[:19]] = v - int(s[20:23]) / 1000
                 return v
         m = _ISO0.match(s)
         if m is not None:
@@ -471,58 +479,58 @@ def load_json(text: str) -> Any:
             return None
 
 
+_Plan = tuple[str | None, str | None, str | None, str | None, tuple[str, ...]]
+_PLANS: dict[tuple[str, ...], _Plan] = {}
+
+
+def _plan(keys: tuple[str, ...]) -> _Plan:
+    """Where a JSON object with these keys (in this order) keeps its time, level,
+    message and logger, and which keys' values join the index text. Objects of one app
+    share a few key orders, so the plan is made once per order."""
+    if len(_PLANS) > 1000:
+        _PLANS.clear()
+    have = set(keys)
+    ts, lv, msg, lg = (
+        next((k for k in names if k in have), None)
+        for names in (_TS_JSON, _LV_JSON, _MSG_JSON, _LG_JSON)
+    )
+    plan = _PLANS[keys] = (ts, lv, msg, lg, tuple(k for k in keys if k not in FAST_SKIP))
+    return plan
+
+
+def _flatten(obj: dict[str, Any]) -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for k, v in obj.items():
+        if type(v) is dict:
+            for k2, v2 in v.items():
+                flat[f"{k}.{k2}"] = v2
+        else:
+            flat[k] = v
+    return flat
+
+
 def _json_fast(obj: dict[str, Any]) -> tuple[float | None, str | None, str | None, str]:
     """(ts, level, logger, index text) of a JSON object: one level of nesting flattened
     (``{"log": {"level": "error"}}`` reads as ``log.level``), the index text being the
     message and every other scalar value."""
-    vals: list[str] = []
-    nested = False
-    skip = FAST_SKIP
-    for k, v in obj.items():
-        t = type(v)
-        if t is str:
-            if k not in skip:
-                vals.append(v)
-        elif t is int or t is float:
-            if k not in skip:
-                vals.append(str(v))
-        elif t is dict:
-            nested = True
-    if nested:
-        flat: dict[str, Any] = {}
-        for k, v in obj.items():
-            if type(v) is dict:
-                for k2, v2 in v.items():
-                    flat[f"{k}.{k2}"] = v2
-            else:
-                flat[k] = v
-        obj = flat
-        vals = [
-            v if type(v) is str else str(v)
-            for k, v in obj.items()
-            if k not in skip and type(v) in (str, int, float)
-        ]
-    ts = lv = lg = msg = None
-    for k in _TS_JSON:
-        if k in obj:
-            ts = fast_time(obj[k])
-            break
-    for k in _LV_JSON:
-        if k in obj:
-            lv = level_of(obj[k])
-            break
-    for k in _MSG_JSON:
-        if k in obj:
-            msg = obj[k]
-            break
-    for k in _LG_JSON:
-        if k in obj:
-            lg = obj[k]
-            break
+    if dict in map(type, obj.values()):
+        obj = _flatten(obj)
+    keys = tuple(obj)
+    plan = _PLANS.get(keys) or _plan(keys)
+    tk, lk, mk, gk, vkeys = plan
+    vals = [v if type(v) is str else str(v) for v in map(obj.__getitem__, vkeys)
+            if type(v) in _SCALAR]  # fmt: skip
+    ts = fast_time(obj[tk]) if tk is not None else None
+    lv = level_of(obj[lk]) if lk is not None else None
+    msg = obj[mk] if mk is not None else None
+    lg = obj[gk] if gk is not None else None
     doc = msg if isinstance(msg, str) else ("" if msg is None else json.dumps(msg))
     if vals:
         doc = doc + " " + " ".join(vals)
     return ts, lv, lg if isinstance(lg, str) else None, doc
+
+
+_SCALAR = frozenset((str, int, float))
 
 
 def fast(
