@@ -17,7 +17,10 @@ from __future__ import annotations
 import calendar
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from operator import itemgetter
 from typing import Any
 
 import orjson
@@ -280,23 +283,38 @@ def find_timestamp(
 _SEP = re.compile(r"\s*[-:|](?=\s)")
 
 
+def _token_level(tok: str) -> str | None:
+    """The level a word names: ``ERROR``/``WARN:``, ``[error]`` or ``level=x``; else None."""
+    if tok[:1] == "[" and tok[-1:] == "]":
+        return LEVELS.get(tok[1:-1].lower())
+    word = tok.rstrip(":,")
+    if word.isupper():
+        return _LEVEL_UP.get(word)
+    if "=" in word:
+        k, _e, v = word.partition("=")
+        if k.lower() in ("level", "lvl", "severity"):
+            return LEVELS.get(v.strip('"').lower())
+    return None
+
+
+#: words seen after timestamps → the level they name (None: none); logs repeat them
+_TOKEN_LEVEL: dict[str, Any] = {}
+_UNSEEN = object()
+
+
 def level_after(text: str, end: int) -> tuple[str | None, str | None, int]:
     """(level, logger, where the message starts) from the four words after the
     timestamp: an upper-case level name (``ERROR``, ``WARN:``), any name in brackets
     (``[error]``), or ``level=x``; the logger is the dotted or colon-ended word after it."""
     toks = text[end : end + 120].split(None, 4)
+    memo = _TOKEN_LEVEL
     for j, tok in enumerate(toks[:4]):
-        level = None
-        if tok[:1] == "[" and tok[-1:] == "]":
-            level = LEVELS.get(tok[1:-1].lower())
-        else:
-            word = tok.rstrip(":,")
-            if word.isupper():
-                level = _LEVEL_UP.get(word)
-            elif "=" in word:
-                k, _e, v = word.partition("=")
-                if k.lower() in ("level", "lvl", "severity"):
-                    level = LEVELS.get(v.strip('"').lower())
+        level = memo.get(tok, _UNSEEN)
+        if level is _UNSEEN:
+            level = _token_level(tok)
+            if len(memo) >= 20_000:
+                memo.clear()
+            memo[tok] = level
         if level is None:
             continue
         pos = text.find(tok, end) + len(tok)
@@ -416,48 +434,62 @@ def _day(y: int, mo: int, d: int) -> float | None:
     return v
 
 
-def _hms(h: str, mi: str, s: str) -> int:
-    hh, mm, ss = int(h), int(mi), int(s)
-    if hh > 23 or mm > 59 or ss > 60:
+def _minute(y: int, mo: int, d: int, h: str, mi: str) -> float | None:
+    """The epoch of a minute (None for a day that does not exist)."""
+    hh, mm = int(h), int(mi)
+    if hh > 23 or mm > 59:
         raise ValueError("time out of range")
-    return hh * 3600 + mm * 60 + ss
+    day = _day(y, mo, d)
+    return None if day is None else day + hh * 3600 + mm * 60
+
+
+def _second(s: str) -> int:
+    sec = int(s)
+    if sec > 60:
+        raise ValueError("time out of range")
+    return sec
+
+
+#: the epoch of each minute seen, per timestamp shape, keyed by the matched fields (a
+#: busy log repeats its minute on thousands of lines)
+_ISO_MIN: dict[tuple[str | None, ...], float] = {}
+_YMD_MIN: dict[tuple[str | None, ...], float] = {}
+_APA_MIN: dict[tuple[str | None, ...], float] = {}
+_SYS_MIN: dict[tuple[str | int | None, ...], float] = {}
+
+
+def _remember(cache: dict[Any, float], key: Any, value: float) -> None:
+    if len(cache) > 20_000:
+        cache.clear()
+    cache[key] = value
 
 
 def _iso_epoch(m: re.Match[str]) -> float | None:
     g = m.groups()
-    day = _day(int(g[0]), int(g[1]), int(g[2]))
-    if day is None:
-        return None
-    return day + _hms(g[3], g[4], g[5]) - _zone(g[7]) + _frac(g[6])
+    key = (*g[:5], g[7])
+    base = _ISO_MIN.get(key)
+    if base is None:
+        base = _minute(int(g[0]), int(g[1]), int(g[2]), g[3], g[4])
+        if base is None:
+            return None
+        base -= _zone(g[7])
+        _remember(_ISO_MIN, key, base)
+    return base + _second(g[5]) + _frac(g[6])
 
 
-_TS_CACHE: dict[str, float] = {}
+_FROMISO = datetime.fromisoformat
 
 
 def fast_time(s: Any) -> float | None:
     """A JSON time value's epoch (ISO strings and numbers fast; the rest as parse())."""
-    if isinstance(s, str):
-        if len(s) == 24 and s[19] == "." and s[23] == "Z":  # 2024-01-02T03:04:05.678Z
-            base = _TS_CACHE.get(s[:19])  # the second's epoch (busy logs repeat it)
-            if base is not None and s[20:23].isdigit():
-                return base + int(s[20:23]) / 1000
-            base = _TS_CACHE.get(s[:16])  # the minute's epoch
-            if base is not None and s[16] == ":" and s[17:19].isdigit() and s[20:23].isdigit():
-                sec = int(s[17:19])
-                if sec <= 60:
-                    return base + sec + int(s[20:23]) / 1000
-            m = _ISO0.match(s)
-            if m is not None and m.end() == 24:
-                if len(_TS_CACHE) > 100_000:
-                    _TS_CACHE.clear()
-                try:
-                    v = _iso_epoch(m)
-                except (ValueError, OverflowError):
-                    return None
-                if v is not None:
-                    _TS_CACHE[s[:16]] = v - int(s[17:19]) - int(s[20:23]) / 1000
-                    _TS_CACHE[s[:19]] = v - int(s[20:23]) / 1000
-                return v
+    if type(s) is str:
+        if 19 <= len(s) <= 35 and s[4:5] == "-" and s[10:11] in ("T", " "):
+            try:  # the C parser first: 2024-01-02T03:04:05.678Z, +01:00, naive (UTC)
+                dt = _FROMISO(s)
+            except ValueError:
+                pass
+            else:
+                return (dt if dt.tzinfo is not None else dt.replace(tzinfo=UTC)).timestamp()
         m = _ISO0.match(s)
         if m is not None:
             try:
@@ -479,14 +511,15 @@ def load_json(text: str) -> Any:
             return None
 
 
-_Plan = tuple[str | None, str | None, str | None, str | None, tuple[str, ...]]
+_Plan = tuple[str | None, str | None, str | None, str | None, Callable[[Any], tuple[Any, ...]]]
 _PLANS: dict[tuple[str, ...], _Plan] = {}
+_SCALAR = frozenset((str, int, float))
 
 
 def _plan(keys: tuple[str, ...]) -> _Plan:
     """Where a JSON object with these keys (in this order) keeps its time, level,
-    message and logger, and which keys' values join the index text. Objects of one app
-    share a few key orders, so the plan is made once per order."""
+    message and logger, and a getter of the values that join the index text (the other
+    keys'). Objects of one app share a few key orders, so a plan is made once per order."""
     if len(_PLANS) > 1000:
         _PLANS.clear()
     have = set(keys)
@@ -494,7 +527,16 @@ def _plan(keys: tuple[str, ...]) -> _Plan:
         next((k for k in names if k in have), None)
         for names in (_TS_JSON, _LV_JSON, _MSG_JSON, _LG_JSON)
     )
-    plan = _PLANS[keys] = (ts, lv, msg, lg, tuple(k for k in keys if k not in FAST_SKIP))
+    rest = tuple(k for k in keys if k not in FAST_SKIP)
+    getter: Callable[[Any], tuple[Any, ...]]
+    if len(rest) > 1:
+        getter = itemgetter(*rest)
+    elif rest:
+        one = rest[0]
+        getter = lambda obj: (obj[one],)  # noqa: E731
+    else:
+        getter = lambda obj: ()  # noqa: E731
+    plan = _PLANS[keys] = (ts, lv, msg, lg, getter)
     return plan
 
 
@@ -509,28 +551,29 @@ def _flatten(obj: dict[str, Any]) -> dict[str, Any]:
     return flat
 
 
-def _json_fast(obj: dict[str, Any]) -> tuple[float | None, str | None, str | None, str]:
-    """(ts, level, logger, index text) of a JSON object: one level of nesting flattened
-    (``{"log": {"level": "error"}}`` reads as ``log.level``), the index text being the
-    message and every other scalar value."""
-    if dict in map(type, obj.values()):
+def _json_fast(
+    obj: dict[str, Any], text: str = "{"
+) -> tuple[float | None, str | None, str | None, str]:
+    """(ts, level, logger, index text) of a JSON object (``text``: its source, when
+    known): one level of nesting flattened (``{"log": {"level": "error"}}`` reads as
+    ``log.level``), the index text being the message and every other scalar value."""
+    if text.find("{", 1) >= 0 and dict in map(type, obj.values()):
         obj = _flatten(obj)
     keys = tuple(obj)
-    plan = _PLANS.get(keys) or _plan(keys)
-    tk, lk, mk, gk, vkeys = plan
-    vals = [v if type(v) is str else str(v) for v in map(obj.__getitem__, vkeys)
-            if type(v) in _SCALAR]  # fmt: skip
+    tk, lk, mk, gk, getter = _PLANS.get(keys) or _plan(keys)
+    vals = getter(obj)
+    if _SCALAR.issuperset(map(type, vals)):
+        rest = " ".join(map(str, vals))
+    else:
+        rest = " ".join([str(v) for v in vals if type(v) in _SCALAR])
     ts = fast_time(obj[tk]) if tk is not None else None
     lv = level_of(obj[lk]) if lk is not None else None
     msg = obj[mk] if mk is not None else None
     lg = obj[gk] if gk is not None else None
-    doc = msg if isinstance(msg, str) else ("" if msg is None else json.dumps(msg))
-    if vals:
-        doc = doc + " " + " ".join(vals)
-    return ts, lv, lg if isinstance(lg, str) else None, doc
-
-
-_SCALAR = frozenset((str, int, float))
+    doc = msg if type(msg) is str else ("" if msg is None else json.dumps(msg))
+    if rest:
+        doc = doc + " " + rest
+    return ts, lv, lg if type(lg) is str else None, doc
 
 
 def fast(
@@ -541,7 +584,7 @@ def fast(
     if c == "{":
         obj = load_json(text)
         if isinstance(obj, dict):
-            return _json_fast(obj)
+            return _json_fast(obj, text)
     elif "=" in text[:40] and c.isalpha():
         p = parse(text, year, now)
         return p.ts, p.level, p.logger, p.message
@@ -560,8 +603,13 @@ def fast(
             if m is not None:
                 g = m.groups()
                 try:
-                    day = _day(2000 + int(g[0]), int(g[1]), int(g[2]))
-                    ts = None if day is None else day + _hms(g[3], g[4], g[5]) + _frac(g[6])
+                    key = g[:5]
+                    base = _YMD_MIN.get(key)
+                    if base is None:
+                        base = _minute(2000 + int(g[0]), int(g[1]), int(g[2]), g[3], g[4])
+                        if base is not None:
+                            _remember(_YMD_MIN, key, base)
+                    ts = None if base is None else base + _second(g[5]) + _frac(g[6])
                 except ValueError:
                     ts = None
     elif c == "[":
@@ -569,18 +617,28 @@ def fast(
         if m is not None:
             g = m.groups()
             try:
-                day = _day(int(g[6]), _MONTHS[g[0].lower()], int(g[1]))
-                ts = None if day is None else day + _hms(g[2], g[3], g[4]) + _frac(g[5])
+                key = (*g[:4], g[6])
+                base = _APA_MIN.get(key)
+                if base is None:
+                    base = _minute(int(g[6]), _MONTHS[g[0].lower()], int(g[1]), g[2], g[3])
+                    if base is not None:
+                        _remember(_APA_MIN, key, base)
+                ts = None if base is None else base + _second(g[4]) + _frac(g[5])
             except ValueError:
                 ts = None
     elif c in "JFMASOND" and (m := _SYS0.match(text)) is not None:
         g = m.groups()
         try:
-            mo, hms = _MONTHS[g[0].lower()], _hms(g[2], g[3], g[4])
-            day = _day(year, mo, int(g[1]))
-            if day is not None and now is not None and day + hms > now + 86400:
-                day = _day(year - 1, mo, int(g[1]))
-            ts = None if day is None else day + hms + _frac(g[5])
+            key = (*g[:4], year)
+            base = _SYS_MIN.get(key)
+            if base is None:
+                base = _minute(year, _MONTHS[g[0].lower()], int(g[1]), g[2], g[3])
+                if base is not None:
+                    _remember(_SYS_MIN, key, base)
+            sec = _second(g[4])
+            if base is not None and now is not None and base + sec > now + 86400:
+                base = _minute(year - 1, _MONTHS[g[0].lower()], int(g[1]), g[2], g[3])
+            ts = None if base is None else base + sec + _frac(g[5])
         except ValueError:
             ts = None
     elif c.isalpha() and (m := _ISO0.search(text, 0, 120)) is not None:
