@@ -100,3 +100,36 @@ def test_repeated_counts_only_count_new_ids(tmp_path: Path) -> None:
     assert search.count(ix, plan) == (3, True)
     assert list(ix.counts.values()) == [(5, 3)]
     ix.close()
+
+
+def test_word_counts_from_the_vocabulary_agree_with_matching(tmp_path: Path) -> None:
+    """A one-word count over whole segments reads the index's vocabulary; it must agree
+    with counting the matches, across segments, after a purge and after retention."""
+    ix = LogIndex(tmp_path / "logs.db", segment_lines=4)
+    ix.open()
+    sid = ix.source_id("a.log")
+    texts = [f"2024-01-02 10:11:{i:02d} ERROR app.db: Timeout {i}" for i in range(6)]
+    texts += ["timeout again", "all fine", "TIMEOUT secret-42", "nothing"]
+    for k in range(0, len(texts), 2):
+        ix.ingest(texts[k : k + 2], [sid] * 2, [None, None])
+    assert len(ix.segments()) == 3
+
+    def both(word: str) -> tuple[int, int]:
+        ix.counts.clear()
+        plan = search.Plan.of(parse_query(word))
+        fast = search.count(ix, plan)[0]
+        slow = sum(ix.fts_count(seg, plan.expr or "", lo, hi) for seg, lo, hi in ix.segments())
+        return fast, slow
+
+    assert both("timeout") == (8, 8)
+    assert both("error") == (6, 6)  # the level column counts too, as MATCH does
+    assert both("absent") == (0, 0)
+    assert ix.purge("secret-42") == (1, 10)
+    assert both("timeout") == (7, 7)
+    ix.enforce_retention()  # nothing too old or big: all stay
+    ix.max_bytes = 0
+    ix.enforce_retention()  # only the newest segment stays
+    assert len(ix.segments()) == 1
+    assert both("timeout") == (0, 0)  # the one left was purged
+    assert both("nothing") == (1, 1)
+    ix.close()

@@ -567,6 +567,32 @@ class LogIndex:
         for (rid,) in cur:
             yield rid
 
+    def word_count(self, seg: int, term: str) -> tuple[int, int]:
+        """(last id of the segment, lines holding ``term`` anywhere in it), read together
+        from the index's vocabulary (its per-term row count: no walk over the term's
+        rows, which is what makes counting a common word slow). ``term`` must be one
+        token as the tokenizer writes it (lower-case ASCII letters and digits)."""
+        db = self._reader()
+        vocab = f"vocab_{seg}"
+        made: set[str] | None = getattr(self._local, "vocabs", None)
+        if made is None:
+            made = self._local.vocabs = set()
+        if vocab not in made:
+            db.execute(
+                f"CREATE VIRTUAL TABLE IF NOT EXISTS temp.{vocab} "
+                f"USING fts5vocab(main, fts_{seg}, 'row')"
+            )
+            made.add(vocab)
+        db.execute("BEGIN")  # the segment's extent and its count from one snapshot
+        try:
+            row = db.execute("SELECT last_id FROM segments WHERE seg=?", (seg,)).fetchone()
+            if row is None:  # dropped by retention
+                raise sqlite3.OperationalError(f"no such table: fts_{seg}")
+            found = db.execute(f"SELECT doc FROM temp.{vocab} WHERE term=?", (term,)).fetchone()
+        finally:
+            db.execute("COMMIT")
+        return int(row[0]), int(found[0]) if found else 0
+
     def fts_count(self, seg: int, expr: str, lo: int, hi: int) -> int:
         return int(
             self._reader()

@@ -5,6 +5,7 @@ results stream out so exports run in constant memory."""
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -13,6 +14,8 @@ from fastmango.agent.logs.index import Block, Line, LogIndex
 from fastmango.agent.logs.query import Node, Record, matches, needs_check, to_fts
 
 BIG = 1 << 62
+#: an FTS5 expression that is one quoted ASCII word: one token, as the tokenizer writes it
+_ONE_WORD = re.compile(r'"([A-Za-z0-9]+)"')
 
 
 @dataclass
@@ -149,7 +152,15 @@ def _whole_segment_count(index: LogIndex, seg: int, expr: str, hi: int) -> int:
     with index._cache_lock:
         cached = index.counts.get(key)
     done, n = cached if cached is not None else (0, 0)
-    if done < hi:
+    word = _ONE_WORD.fullmatch(expr)
+    if cached is None and word is not None:  # the index's vocabulary counts it
+        try:
+            hi, n = index.word_count(seg, word[1].lower())
+        except sqlite3.OperationalError as exc:
+            if "no such table" not in str(exc):
+                raise
+            return 0
+    elif done < hi:
         n += _safe_count(index, seg, expr, done + 1, hi)
     with index._cache_lock:
         index.counts[key] = (hi, n)
