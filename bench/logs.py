@@ -171,10 +171,13 @@ def build(path: Path, lines: int, seed: int = 7) -> int:
 def ingest(raw: Path, db: Path) -> dict[str, Any]:
     """The agent's ingest path, on this thread: tail → redact → parse + index."""
     from fastmango.agent.logs.index import LogIndex
+    from fastmango.agent.settings_logs import LogsSettings
     from fastmango.collector.logs.tail import Tailer
     from fastmango.redact import Redactor
 
-    index = LogIndex(db, max_bytes=10**12, max_age=10**9, segment_lines=10**9)
+    # the agent's own segment size (retention off: the whole log stays)
+    seg = LogsSettings().segment_lines
+    index = LogIndex(db, max_bytes=10**12, max_age=10**9, segment_lines=seg)
     index.open()
     tailer = Tailer([str(raw)], checkpoints={}, read_chunk=4 << 20)
     redactor = Redactor.default()
