@@ -204,11 +204,13 @@ def ingest(raw: Path, db: Path) -> dict[str, Any]:
         texts = redactor.redact_many([e[0] for e in events])
         index.ingest(texts, [index.source_id(stream.name)] * len(texts), [e[1] for e in events])
         n += len(texts)
+    # what the agent does once it has caught up: merge each segment's index into one
+    # b-tree, step by step (counted: it is part of indexing)
+    m0 = time.thread_time()
+    while index.merge_step():
+        pass
+    opt = time.thread_time() - m0
     wall, cpu = time.perf_counter() - wall0, time.thread_time() - cpu0
-    t0 = time.perf_counter()
-    for seg, _a, _z in index.segments():
-        index.db.execute(f"INSERT INTO fts_{seg}(fts_{seg}) VALUES('optimize')")
-    opt = time.perf_counter() - t0
     index.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     tailer.close()
     index.close()
@@ -216,7 +218,7 @@ def ingest(raw: Path, db: Path) -> dict[str, Any]:
         "events": n,
         "wall_s": wall,
         "cpu_s": cpu,
-        "optimize_s": opt,
+        "merge_cpu_s": opt,
         "redactions": dict(redactor.counts),
     }
 
@@ -510,7 +512,7 @@ def main() -> None:
         "events": ing["events"],
         "ingest_lines_per_s_cpu": rate_cpu,
         "ingest_lines_per_s_wall": ing["events"] / ing["wall_s"],
-        "optimize_s": ing["optimize_s"],
+        "merge_cpu_s": ing["merge_cpu_s"],
         "disk_bytes": disk,
         "disk_ratio": disk / size,
         "naive_fts5": nv,
@@ -593,7 +595,8 @@ def main() -> None:
         )
     text = (
         f"log: {lines:,} lines, {size / 1e9:.2f} GB raw; {ing['events']:,} events after "
-        f"multiline joining; ingest {ing['wall_s']:.0f} s wall, {ing['cpu_s']:.0f} s CPU\n"
+        f"multiline joining; ingest {ing['wall_s']:.0f} s wall, {ing['cpu_s']:.0f} s CPU "
+        f"(of which {ing['merge_cpu_s']:.0f} s merging the index once caught up)\n"
         + table(
             ["figure", "fastmango", "naive FTS5", "grep -F -c ms", "rg -F -c ms", "goal", "result"],
             rows,

@@ -19,8 +19,11 @@ capacity such that the trace's p99 minute needs ``--ref`` instances) under:
 
 Prints per trace and policy: SLO-risk minutes %, replica-hours, ratio to the oracle,
 scaling actions per day; checks the goals (≥ 60 % fewer SLO-risk minutes than HPA-70 %
-at no more replica-hours, and ≤ 1.25 × the oracle's replica-hours); writes a PNG per
-trace. ``--variants`` adds L = 30 s and 120 s and a p99 need of 3 instances.
+at no more replica-hours, and ≤ 1.25 × the oracle's replica-hours); says per trace whether
+those goals are reachable at all (two reference policies: the constant spare a causal
+policy needs, and the best a policy knowing the coming minutes' mean load does within
+1.25 × the oracle); writes a PNG per trace. ``--variants`` adds L = 30 s and 120 s and a
+p99 need of 3 instances.
 """
 
 from __future__ import annotations

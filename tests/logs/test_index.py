@@ -133,3 +133,26 @@ def test_word_counts_from_the_vocabulary_agree_with_matching(tmp_path: Path) -> 
     assert both("timeout") == (0, 0)  # the one left was purged
     assert both("nothing") == (1, 1)
     ix.close()
+
+
+def test_merging_when_idle_leaves_one_btree_and_the_same_answers(tmp_path: Path) -> None:
+    ix = LogIndex(tmp_path / "logs.db")
+    ix.open()
+    sid = ix.source_id("a.log")
+    for b in range(30):  # each batch commits a b-tree of its own
+        ix.ingest([f"batch {b} line {i} {'error' if i % 3 else 'ok'}" for i in range(50)],
+                  [sid] * 50, [float(b)] * 50)  # fmt: skip
+    plan = search.Plan.of(parse_query("error"))
+    ix.counts.clear()
+    before = search.count(ix, plan)
+    assert ix.unmerged == {1}
+    steps = 0
+    while ix.merge_step(pages=8):
+        steps += 1
+        assert steps < 1000
+    assert steps >= 1 and ix.unmerged == set()
+    ix.counts.clear()
+    assert search.count(ix, plan) == before == (30 * 33, True)
+    ix.unmerged.add(1)  # merged already: one step finds nothing to do
+    assert ix.merge_step() is False and ix.unmerged == set()
+    ix.close()

@@ -222,6 +222,8 @@ class LogIndex:
         #: only grows, so a repeated count only counts the ids added since
         self.counts: OrderedDict[tuple[int, str], tuple[int, int]] = OrderedDict()
         self.ingestor = Ingestor(clock)
+        #: segments whose full-text index may hold several b-trees still to merge
+        self.unmerged: set[int] = set()
 
     # -- opening -------------------------------------------------------------------
     def open(self) -> None:
@@ -252,6 +254,7 @@ class LogIndex:
         ).fetchone()
         if seg is not None:
             self._seg = (seg[0], seg[1], seg[2])
+        self.unmerged = {r[0] for r in db.execute("SELECT seg FROM segments")}
 
     def close(self) -> None:
         if self._db is not None:
@@ -358,6 +361,7 @@ class LogIndex:
                 )
                 assert self._seg is not None
                 self._seg = (seg, self._seg[1] + len(texts), self._seg[2])
+                self.unmerged.add(seg)
                 self.next_id = last + 1
             if checkpoints:
                 db.executemany(
@@ -468,6 +472,29 @@ class LogIndex:
         fl = self.db.execute("PRAGMA freelist_count").fetchone()[0]
         ps = self.db.execute("PRAGMA page_size").fetchone()[0]
         return int((pc - fl) * ps)
+
+    def merge_step(self, pages: int = 256) -> bool:
+        """One step of merging an unmerged segment's full-text b-trees into one (FTS5's
+        ``merge`` over all levels, about ``pages`` pages written): what ``optimize``
+        does, in steps short enough to run between ingest batches while the writer is
+        idle. Returns whether merge work is left."""
+        while self.unmerged:
+            seg = min(self.unmerged)
+            before = self.db.total_changes
+            try:
+                self.db.execute(
+                    f"INSERT INTO fts_{seg}(fts_{seg}, rank) VALUES('merge', ?)", (-pages,)
+                )
+            except sqlite3.OperationalError as exc:
+                if "no such table" not in str(exc):  # dropped by retention meanwhile
+                    raise
+            else:
+                # FTS5's documented signal: a change count up by two or more means merge
+                # work was done (and more may be left); by less, the b-trees are merged
+                if self.db.total_changes - before >= 2:
+                    return True
+            self.unmerged.discard(seg)  # nothing left to merge there
+        return False
 
     def roll_segment_if_big(self) -> None:
         """Start a new segment when the current one holds over a quarter of the size

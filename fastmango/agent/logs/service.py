@@ -168,7 +168,7 @@ class LogsService:
             deadlines = [d for d in (self.tailer.deadline(), self._pipe_deadline()) if d]
             if deadlines:
                 timeout = min(timeout, max(0.0, min(deadlines) - now))
-            if self.tailer.more:
+            if self.tailer.more or self.index.unmerged:
                 timeout = 0.0
             fds = [self._wake_r] + ([ino.fd] if ino is not None else [])
             with self._pipes_lock:
@@ -190,6 +190,9 @@ class LogsService:
                 next_rescan = now + self.cfg.poll_interval
             self._run_jobs()
             try:
+                if self.index.unmerged and not ready and not self.tailer.more:
+                    # idle: merge the full-text index a step at a time (queries stay fast)
+                    self.index.merge_step()
                 self._cycle(ready, now)
                 if now >= next_retention:
                     next_retention = now + 30
