@@ -204,3 +204,85 @@ def oracle_replica_hours(
                 last_end, start_of_run = m, None
         total += runs
     return total / 60
+
+
+@dataclass(frozen=True)
+class Bound:
+    """What a simple reference policy reaches on a trace: its ``margin`` over the load it
+    is allowed to know, its SLO-risk minutes and its replica-hours (no start-up cost
+    charged: an optimistic figure)."""
+
+    margin: float
+    risk_minutes: int
+    replica_hours: float
+
+
+CAUSAL_MARGINS = tuple(round(1 + 0.02 * i, 2) for i in range(201))  # ×1 … ×5
+CLAIRVOYANT_MARGINS = tuple(round(1 + 0.01 * i, 2) for i in range(301))  # ×1 … ×4
+
+
+def _margin_run(demand: Sequence[float], known: Sequence[float], capacity: float,
+                margin: float, slo: float) -> Bound:  # fmt: skip
+    risk = 0
+    total = 0
+    for d, k in zip(demand, known, strict=True):
+        n = need(k * margin, capacity, slo)
+        total += n
+        risk += d > slo * n * capacity
+    return Bound(margin, risk, total / 60)
+
+
+def causal_margin_bound(
+    demand: Sequence[float],
+    capacity: float,
+    *,
+    risk_minutes: int,
+    slo: float = 0.9,
+    delay: int = 2,
+    margins: Sequence[float] = CAUSAL_MARGINS,
+) -> Bound | None:
+    """The cheapest constant spare that keeps SLO-risk minutes ≤ ``risk_minutes`` for a
+    policy that sizes minute m from the load of minute ``m - delay`` (in this model the
+    instances serving minute m were asked for a minute earlier, on a load seen a minute
+    late: delay 2) as ``need(margin × load)``. A step in the load that this spare does
+    not absorb costs at least ``delay`` risk minutes to any policy that does not time it;
+    the hours this spare costs tell whether spare capacity alone can buy the goal.
+    None when no margin up to ×5 gets there."""
+    known = [demand[max(m - delay, 0)] for m in range(len(demand))]
+    for margin in margins:
+        b = _margin_run(demand, known, capacity, margin, slo)
+        if b.risk_minutes <= risk_minutes:
+            return b
+    return None
+
+
+def clairvoyant_margin_bound(
+    demand: Sequence[float],
+    capacity: float,
+    *,
+    replica_hours: float,
+    slo: float = 0.9,
+    half_window: int = 2,
+    margins: Sequence[float] = CLAIRVOYANT_MARGINS,
+) -> Bound | None:
+    """The fewest SLO-risk minutes within ``replica_hours`` for a policy that knows the
+    future: it sizes each minute as ``need(margin × mean load of minutes m ± half_window)``
+    (a perfect forecast of the level, not of each minute's noise). If even this cannot
+    reach a risk target within a budget, no causal forecaster sized the same way can.
+    None when no margin fits the budget."""
+    n = len(demand)
+    prefix = [0.0]
+    for d in demand:
+        prefix.append(prefix[-1] + d)
+    known = []
+    for m in range(n):
+        lo, hi = max(0, m - half_window), min(n, m + half_window + 1)
+        known.append((prefix[hi] - prefix[lo]) / (hi - lo))
+    best: Bound | None = None
+    for margin in margins:
+        b = _margin_run(demand, known, capacity, margin, slo)
+        if b.replica_hours > replica_hours:
+            break
+        if best is None or b.risk_minutes <= best.risk_minutes:
+            best = b
+    return best

@@ -158,6 +158,44 @@ def test_forecast_controller_raises_ahead() -> None:
     assert r.risk_minutes == 0
 
 
+@pytest.mark.parametrize(
+    ("demand", "risk_target", "margin", "risk", "minutes"),
+    [
+        # flat load of 1.8 instances' worth: no spare needed, 2 instances a minute
+        ([18.0] * 6, 0, 1.0, 0, 12),
+        # a step to 3.6 seen 2 min late: ×1 leaves 2 risk minutes (minutes 2 and 3)
+        ([18.0] * 2 + [36.0] * 4, 2, 1.0, 2, 2 * 2 + 2 * 2 + 2 * 4),
+        # to allow none, the spare must absorb the step: 4 instances from 1.8's load
+        # needs ×1.52 (the first step of the grid above ×1.5), then 7 from 3.6's
+        ([18.0] * 2 + [36.0] * 4, 0, 1.52, 0, 4 * 4 + 7 * 2),
+    ],
+)
+def test_causal_margin_bound(demand: list[float], risk_target: int, margin: float, risk: int,
+                             minutes: int) -> None:  # fmt: skip
+    b = simulator.causal_margin_bound(demand, 10.0, risk_minutes=risk_target)
+    assert b is not None
+    assert (b.margin, b.risk_minutes) == (pytest.approx(margin), risk)
+    assert b.replica_hours == pytest.approx(minutes / 60)
+
+
+def test_causal_margin_bound_gives_up() -> None:
+    # a 20× step cannot be absorbed by any spare up to ×5
+    assert simulator.causal_margin_bound([9.0] * 3 + [180.0] * 3, 10.0, risk_minutes=0) is None
+
+
+def test_clairvoyant_margin_bound() -> None:
+    # a one-minute spike inside flat load: knowing the 5-minute mean does not reveal it
+    # (1 instance a minute, 2 around the spike where the mean is 12.6: 16 minutes)
+    demand = [9.0] * 5 + [27.0] + [9.0] * 5
+    b = simulator.clairvoyant_margin_bound(demand, 10.0, replica_hours=16 / 60, half_window=2)
+    assert b is not None and (b.margin, b.risk_minutes) == (1.0, 1)
+    # ×1.43 buys 3 around the spike (and 2 elsewhere): 27 minutes, no risk
+    b = simulator.clairvoyant_margin_bound(demand, 10.0, replica_hours=30 / 60, half_window=2)
+    assert b is not None and b.risk_minutes == 0
+    assert b.replica_hours == pytest.approx(27 / 60)
+    assert simulator.clairvoyant_margin_bound(demand, 10.0, replica_hours=1 / 60) is None
+
+
 def test_bench_smoke(tmp_path: Path) -> None:
     trace = tmp_path / "synthetic.csv"
     vals = synthetic(3, seed=7, base=20.0)
@@ -175,6 +213,8 @@ def test_bench_smoke(tmp_path: Path) -> None:
     data = json.loads(out.stdout)
     res = data["results"][0]
     assert set(res["policies"]) == {"static max", "HPA 70%", "fastmango", "oracle"}
+    assert set(res["bounds"]) >= {"risk_target_minutes", "causal_margin",
+                                  "clairvoyant_risk_minutes_at_1.25_oracle"}  # fmt: skip
     assert res["policies"]["oracle"]["risk_pct"] == 0
     for p in res["policies"].values():
         assert p["replica_hours"] >= res["policies"]["oracle"]["replica_hours"] * 0.999
