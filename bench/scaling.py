@@ -46,7 +46,7 @@ import itertools
 
 from _util import emit, progress, table
 
-from fastmango.scaler import features, hpa, simulator
+from fastmango.scaler import features, simulator
 from fastmango.scaler.calibrate import Calibrator
 from fastmango.scaler.policy import Policy, Predictive, Targets
 
@@ -175,18 +175,15 @@ def hpa_policy(target: float, startup: float, maximum: int) -> Policy:
 
 
 def fastmango_policy(startup: float, maximum: int, quantile: float) -> Policy:
-    """What ``fastmango scale --cpu=70% --predictive`` sets: the same reactive target as the
-    HPA baseline, plus the calibrated forecast peak sized at the SLO line (90 % of an
-    instance) as a floor; with that floor guarding against a premature scale-down, the
-    scale-down stabilization window is 60 s instead of 300 s."""
+    """What ``fastmango scale --cpu=70% --predictive`` sets: the same reactive target and
+    behavior as the HPA baseline (scale-down stabilization 300 s), plus the calibrated
+    forecast peak sized at the SLO line (90 % of an instance) as a floor: the forecast
+    only raises capacity ahead of need."""
     return Policy(
         min=1,
         max=maximum,
         targets=Targets(cpu=70.0),
         startup=startup,
-        behavior=hpa.Behavior(
-            scale_down=hpa.Rules(60.0, "Max", (hpa.RatePolicy("Percent", 100, 15.0),))
-        ),
         predictive=Predictive(enabled=True, quantile=quantile, utilization=SLO),
     )
 

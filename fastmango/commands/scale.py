@@ -43,8 +43,8 @@ def _policy(opts: dict[str, Any], production: bool) -> dict[str, Any]:
                                     hpa.RatePolicy("Percent", opts["up_percent"], 15.0)),
                        opts["tolerance"])  # fmt: skip
         window = opts["down_window"]
-        if window is None:  # the forecast floor guards against a premature scale-down
-            window = 60.0 if predictive else hpa.DOWNSCALE_STABILIZATION
+        if window is None:  # the HPA's, forecast or not: the forecast only raises capacity
+            window = hpa.DOWNSCALE_STABILIZATION
         down = hpa.Rules(window, "Max", (hpa.RatePolicy("Percent", 100, 15.0),),
                          opts["tolerance"])  # fmt: skip
         policy = Policy(
@@ -83,8 +83,8 @@ def _duration(ctx: click.Context, param: click.Parameter, value: Any) -> float |
 @click.option("--startup", default="60s", callback=_duration, show_default=True,
               help="Time from a scale call to a serving instance.")  # fmt: skip
 @click.option("--scale-down-window", "down_window", default=None, callback=_duration,
-              help="Scale-down stabilization window (default 300s; 60s with "
-                   "--predictive while the forecast is trusted).")  # fmt: skip
+              help="Scale-down stabilization window (default 300s, the HPA's, also "
+                   "with --predictive: the forecast only raises capacity).")  # fmt: skip
 @click.option("--scale-up-pods", "up_pods", type=click.IntRange(0), default=4, show_default=True,
               help="Scale-up policy: at most this many more instances per 15 s…")  # fmt: skip
 @click.option("--scale-up-percent", "up_percent", type=click.IntRange(0), default=100,
