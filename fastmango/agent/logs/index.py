@@ -14,6 +14,10 @@ Layout
       transaction as its events: a restart (even after ``kill -9``) resumes without
       loss or repeats.
 
+FTS5 writes each ingest batch as a b-tree of its own and merges them 16 at a time; once
+the writer has caught up it merges each segment's b-trees into one, a step at a time
+(``merge_step``), so queries look in one place.
+
 Retention drops whole segments, oldest first (by age, or while the file is over its
 size budget): a ``DROP TABLE`` and a range delete, never a row-by-row index update.
 """
