@@ -486,10 +486,9 @@ def fast_time(s: Any) -> float | None:
         if 19 <= len(s) <= 35 and s[4:5] == "-" and s[10:11] in ("T", " "):
             try:  # the C parser first: 2024-01-02T03:04:05.678Z, +01:00, naive (UTC)
                 dt = _FROMISO(s)
-            except ValueError:
-                pass
-            else:
                 return (dt if dt.tzinfo is not None else dt.replace(tzinfo=UTC)).timestamp()
+            except (ValueError, OverflowError):
+                pass
         m = _ISO0.match(s)
         if m is not None:
             try:
