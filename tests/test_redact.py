@@ -73,6 +73,9 @@ KEY = "-----BEGIN RSA PRIVATE KEY-----\nMIIEpAIBAAKCAQEA75\nabc\n-----END RSA PR
         ("card 4111 1111 1111 1111 charged", "card [REDACTED CARD] charged", "card_number"),
         ("card 4111-1111-1111-1111 charged", "card [REDACTED CARD] charged", "card_number"),
         ("card 5500005555555559", "card [REDACTED CARD]", "card_number"),
+        # one separator, in the first or the second gap
+        ("card 4111 111111111111 charged", "card [REDACTED CARD] charged", "card_number"),
+        ("card 41111111-11111111 charged", "card [REDACTED CARD] charged", "card_number"),
     ],
 )
 def test_log_rules(text: str, expected: str, rule: str) -> None:

@@ -489,8 +489,9 @@ class LogIndex:
                 self.db.execute(
                     f"INSERT INTO fts_{seg}(fts_{seg}, rank) VALUES('merge', ?)", (-pages,)
                 )
-            except sqlite3.OperationalError as exc:
-                if "no such table" not in str(exc):  # dropped by retention meanwhile
+            except sqlite3.Error as exc:
+                if "no such table" not in str(exc):  # (not: dropped by retention meanwhile)
+                    self.unmerged.discard(seg)  # say it once; the next batch tries again
                     raise
             else:
                 # FTS5's documented signal: a change count up by two or more means merge
