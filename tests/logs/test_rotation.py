@@ -128,3 +128,11 @@ def test_kill_9_mid_ingest_then_restart(app_dir: Path, start_agent: Any) -> None
     got = seqs(again.url)
     assert len(got) == n + 1000
     assert max(got.values()) == 1, "a line was indexed twice"
+
+    # caught up, the writer merges the index into one b-tree; the answers stay the same
+    def merged() -> bool:
+        st = httpx.get(again.url + "/api/logs/status", timeout=5).json()
+        return bool(st["index"]["unmerged"] == 0)
+
+    wait_for(merged, 60, "the index merged once idle", every=0.25)
+    assert count(again.url, "writer") == n + 1000

@@ -648,4 +648,5 @@ class LogIndex:
             "newest": lines[2],
             "max_bytes": self.max_bytes,
             "segments": len(self.segments()),
+            "unmerged": len(self.unmerged),  # segments whose index the writer still merges
         }
