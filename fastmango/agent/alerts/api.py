@@ -101,49 +101,25 @@ def mount(app: FastAPI, agent: Any) -> None:
 
         svc = await ready()
         target = body.rule or ",".join(body.match)
+
+        def audited(result: str, **extra: Any) -> None:
+            audit.record(agent.store, who=actor, action="alerts.silence", target=target,
+                         result=result, reason=body.reason, **extra)  # fmt: skip
+
         try:
-            try:
-                matchers = parse_matchers(body.rule, body.match)
-                seconds = float(parse_duration(body.duration))
-                if body.rule and body.rule not in {r.alertname for r in svc.rules} | {
-                    r.name for r in svc.rules
-                }:
-                    raise ValueError(f"no rule named {body.rule!r}")
-                s = svc.add_silence(matchers, seconds, actor, body.reason)
-            except ValueError as exc:
-                audit.record(
-                    agent.store,
-                    who=actor,
-                    action="alerts.silence",
-                    target=target,
-                    result="refused",
-                    reason=body.reason,
-                    error=str(exc),
-                )
-                raise HTTPException(400, str(exc)) from None
-        except HTTPException:
-            raise
+            matchers = parse_matchers(body.rule, body.match)
+            seconds = float(parse_duration(body.duration))
+            names = {r.alertname for r in svc.rules} | {r.name for r in svc.rules}
+            if body.rule and body.rule not in names:
+                raise ValueError(f"no rule named {body.rule!r}")
+            s = svc.add_silence(matchers, seconds, actor, body.reason)
+        except ValueError as exc:
+            audited("refused", error=str(exc))
+            raise HTTPException(400, str(exc)) from None
         except Exception as exc:
-            audit.record(
-                agent.store,
-                who=actor,
-                action="alerts.silence",
-                target=target,
-                result="error",
-                reason=body.reason,
-                error=type(exc).__name__,
-            )
+            audited("error", error=type(exc).__name__)
             raise
-        audit.record(
-            agent.store,
-            who=actor,
-            action="alerts.silence",
-            target=target,
-            result="ok",
-            reason=body.reason,
-            silence=s.id,
-            until=s.ends_at,
-        )
+        audited("ok", silence=s.id, until=s.ends_at)
         return dict(s.as_dict())
 
     @app.delete("/api/alerts/silences/{sid}", summary="End a silence now")
