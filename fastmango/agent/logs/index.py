@@ -599,11 +599,12 @@ class LogIndex:
         for (rid,) in cur:
             yield rid
 
-    def word_count(self, seg: int, term: str) -> tuple[int, int]:
+    def word_count(self, seg: int, term: str) -> tuple[int, int] | None:
         """(last id of the segment, lines holding ``term`` anywhere in it), read together
         from the index's vocabulary (its per-term row count: no walk over the term's
         rows, which is what makes counting a common word slow). ``term`` must be one
-        token as the tokenizer writes it (lower-case ASCII letters and digits)."""
+        token as the tokenizer writes it (lower-case ASCII letters and digits). None
+        when retention has dropped the segment."""
         db = self._reader()
         vocab = f"vocab_{seg}"
         made: set[str] | None = getattr(self._local, "vocabs", None)
@@ -619,7 +620,7 @@ class LogIndex:
         try:
             row = db.execute("SELECT last_id FROM segments WHERE seg=?", (seg,)).fetchone()
             if row is None:  # dropped by retention
-                raise sqlite3.OperationalError(f"no such table: fts_{seg}")
+                return None
             found = db.execute(f"SELECT doc FROM temp.{vocab} WHERE term=?", (term,)).fetchone()
         finally:
             db.execute("COMMIT")

@@ -154,12 +154,10 @@ def _whole_segment_count(index: LogIndex, seg: int, expr: str, hi: int) -> int:
     done, n = cached if cached is not None else (0, 0)
     word = _ONE_WORD.fullmatch(expr)
     if cached is None and word is not None:  # the index's vocabulary counts it
-        try:
-            hi, n = index.word_count(seg, word[1].lower())
-        except sqlite3.OperationalError as exc:
-            if "no such table" not in str(exc):
-                raise
+        got = index.word_count(seg, word[1].lower())
+        if got is None:  # dropped by retention meanwhile
             return 0
+        hi, n = got
     elif done < hi:
         n += _safe_count(index, seg, expr, done + 1, hi)
     with index._cache_lock:
