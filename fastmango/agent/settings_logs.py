@@ -49,6 +49,14 @@ class LogsSettings(Model):
     segment_lines: int = Field(
         2_000_000, ge=1000, description="Lines per index segment (the unit retention drops)."
     )
+    echo: Literal["redacted", "raw", "off"] = Field(
+        "redacted",
+        description="How the app's output is copied to the agent's own stdout and "
+        "stderr when the agent runs it (fastmango agent -- CMD), so docker logs and the "
+        "platform's log still show it: redacted (as the index stores it: secrets and "
+        "personal data stay out of the container log too; each event once it is whole), "
+        "raw (byte for byte, at once), or off.",
+    )
     redact_ip_addresses: bool = Field(
         False, description="Also replace IPv4 addresses with [REDACTED IP]."
     )

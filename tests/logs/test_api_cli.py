@@ -177,6 +177,7 @@ def bye(sig, frame):
 signal.signal(signal.SIGTERM, bye)
 for i in range(3):
     print(f"2024-01-02T10:00:0{i}Z INFO child: hello {i}", flush=True)
+print("2024-01-02T10:00:04Z WARN child: ann@example.com signed in, password=hunter2", flush=True)
 print("2024-01-02T10:00:05Z ERROR child: to stderr", file=sys.stderr, flush=True)
 while True:
     time.sleep(0.1)
@@ -220,6 +221,9 @@ def test_agent_runs_the_app_as_its_child(app_dir: Path, agent_env: dict[str, str
     assert proc.returncode == 7  # the child's exit code
     assert b"child: hello 2" in out and b"child got SIGTERM" in out  # echoed through
     assert b"to stderr" in err
+    # the container log gets what the index stores: redacted
+    assert b"[REDACTED EMAIL] signed in, password=****" in out
+    assert b"hunter2" not in out + err and b"ann@example.com" not in out + err
 
 
 def test_agent_exits_with_child_code(app_dir: Path, agent_env: dict[str, str]) -> None:
@@ -237,11 +241,13 @@ def test_agent_exits_with_child_code(app_dir: Path, agent_env: dict[str, str]) -
             "--",
             sys.executable,
             "-c",
-            "import sys; print('bye'); sys.exit(3)",
+            "import sys; print('bye ann@example.com', end=''); sys.exit(3)",
         ],
         cwd=app_dir,
         capture_output=True,
         timeout=30,
-        env=agent_env,
+        env=agent_env | {"FASTMANGO_LOGS__ECHO": "raw"},
     )
-    assert p.returncode == 3 and b"bye" in p.stdout
+    # logs.echo = raw: the output goes through byte for byte, unredacted, no newline added
+    assert p.returncode == 3 and b"bye ann@example.com" in p.stdout
+    assert b"bye ann@example.com\n" not in p.stdout

@@ -36,6 +36,29 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("fastmango.agent.logs")
 LEVEL_LABELS = ("unknown", "trace", "debug", "info", "notice", "warn", "error", "fatal")
+#: (source name, its events, the fd its redacted text is still to be copied to, if any)
+Batch = tuple[str, list[Any], int | None]
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    """Copy ``data`` to ``fd`` (the agent's stdout or stderr); a closed one is ignored."""
+    view = memoryview(data)
+    with contextlib.suppress(OSError):
+        while view:
+            view = view[os.write(fd, view) :]
+
+
+def _echo_redacted(batches: list[Batch], texts: list[str]) -> None:
+    """Copy the app's events, as redacted (``texts``, the batches' events in order), to
+    the agent's stdout/stderr, so the container log holds no more than the index; once
+    only: a batch kept for a retry is marked done."""
+    start = 0
+    for k, (name, events, echo) in enumerate(batches):
+        end = start + len(events)
+        if echo is not None:
+            _write_all(echo, ("\n".join(texts[start:end]) + "\n").encode("utf-8", "replace"))
+            batches[k] = (name, events, None)
+        start = end
 
 
 class Subscriber:
@@ -72,7 +95,7 @@ class LogsService:
         self.last_error: str | None = None
         self.ingested = 0
         self.dropped = 0
-        self._unstored: list[tuple[str, list[Any]]] = []
+        self._unstored: list[Batch] = []
         self.idle = threading.Event()
         #: work that must run on the writer thread (purge), with its future
         self._jobs: queue.SimpleQueue[tuple[Callable[[], Any], Future[Any]]] = queue.SimpleQueue()
@@ -135,9 +158,12 @@ class LogsService:
 
     def add_pipe(self, fd: int, name: str, echo: int | None = None) -> None:
         """Read the app's stdout or stderr from ``fd`` as the source ``name`` (copying it
-        to ``echo``, the agent's own stdout/stderr, so the container log keeps it)."""
+        to ``echo``, the agent's own stdout/stderr, so the container log keeps it: as
+        ``logs.echo`` says, redacted, raw or not at all)."""
         from fastmango.collector.logs.multiline import Assembler
 
+        if self.cfg.echo == "off":
+            echo = None
         os.set_blocking(fd, False)
         with self._pipes_lock:
             self._pipes[fd] = (
@@ -241,7 +267,8 @@ class LogsService:
 
     def _cycle(self, ready: list[int], now: float, final: bool = False) -> None:
         assert self.tailer is not None and self.index is not None
-        batches: list[tuple[str, list[Any]]] = []
+        batches: list[Batch] = []
+        raw_echo = self.cfg.echo == "raw"
         with self._pipes_lock:
             pipes = list(self._pipes.items())
         for fd, (asm, name, echo) in pipes:
@@ -256,22 +283,21 @@ class LogsService:
                 else:
                     eof = not data
                 if data:
-                    if echo is not None:
-                        with contextlib.suppress(OSError):
-                            os.write(echo, data)
+                    if echo is not None and raw_echo:
+                        _write_all(echo, data)
                     asm.feed(data, now)
             if eof:
                 asm.finish(now)
             events = asm.take(now, final=eof or final)
             if events:
-                batches.append((name, events))
+                batches.append((name, events, None if raw_echo else echo))
             if eof:
                 with self._pipes_lock:
                     self._pipes.pop(fd, None)
                 with contextlib.suppress(OSError):
                     os.close(fd)
         for stream, events in self.tailer.poll():
-            batches.append((stream.name, events))
+            batches.append((stream.name, events, None))
         if self._unstored:  # a batch the index refused last time (disk full…) goes first
             batches = self._unstored + batches
             self._unstored = []
@@ -281,25 +307,26 @@ class LogsService:
             except Exception:
                 # keep it for the next cycle (bounded: the oldest go first when it grows);
                 # its offsets were not stored, so a restart would read it again anyway
-                kept = sum(len(ev) for _n, ev in batches)
+                kept = sum(len(b[1]) for b in batches)
                 while batches and kept > 200_000:
                     kept -= len(batches[0][1])
                     self.dropped += len(batches.pop(0)[1])
                 self._unstored = batches
                 raise
 
-    def _ingest(self, batches: list[tuple[str, list[Any]]]) -> None:
+    def _ingest(self, batches: list[Batch]) -> None:
         assert self.index is not None and self.redactor is not None and self.tailer is not None
         texts: list[str] = []
         sources: list[int] = []
         hints: list[float | None] = []
-        for name, events in batches:
+        for name, events, _echo in batches:
             sid = self.index.source_id(name)
             for e in events:
                 texts.append(e[0])
                 sources.append(sid)
                 hints.append(e[1])
         texts = self.redactor.redact_many(texts)
+        _echo_redacted(batches, texts)
         stored = self.index.ingest(texts, sources, hints, self.tailer.checkpoints())
         if self.tailer.forgotten:
             self.index.forget_checkpoints(self.tailer.forgotten)
