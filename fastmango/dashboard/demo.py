@@ -5,8 +5,11 @@ state in a temporary folder unless ``--state-dir``), the sample shop of
 :mod:`fastmango.dashboard.demo_app` under uvicorn on a free port (the agent scrapes its
 ``/metrics``), and :class:`Traffic`, whose request rate follows a day compressed into
 ten minutes (night trough, morning ramp, lunch peak, evening decline; it starts at
-08:30) with about 1–2 % server errors and the odd slow request. Ctrl-C (or
-``--duration``) stops all of it: the agent owns the signals, the rest follows it.
+08:30) with about 1–2 % server errors and the odd slow request. The app's log file
+(``shop.log`` in the state folder) is what the agent's logs service follows, and the
+environment ``demo`` gets a dry-run scaling policy (unless the state has one), so the
+Logs and Scaling pages are alive too. Ctrl-C (or ``--duration``) stops all of it: the
+agent owns the signals, the rest follows it.
 """
 
 from __future__ import annotations
@@ -29,7 +32,14 @@ import uvicorn
 
 from fastmango.agent.daemon import Agent, bind
 from fastmango.agent.settings import Settings
-from fastmango.dashboard.demo_app import ITEMS, Items, PostgresItems, SQLiteItems, create_app
+from fastmango.dashboard.demo_app import (
+    ITEMS,
+    Items,
+    PostgresItems,
+    SQLiteItems,
+    create_app,
+)
+from fastmango.dashboard.demo_app import log as shop_log
 from fastmango.dashboard.history import backfill, daily_shape, default_tracks
 
 log = logging.getLogger("fastmango.demo")
@@ -37,6 +47,8 @@ log = logging.getLogger("fastmango.demo")
 DAY = 600.0  # seconds per simulated day
 START_HOUR = 8.5  # the simulated time the demo starts at
 PEAK = 30.0  # requests per second at the lunch peak
+DEMO_ENV = "demo"  # the environment the demo's scaling policy decides for (dry-run)
+LOG_FILE = "shop.log"  # the sample app's log, in the state folder
 PROMPTS = ("which mango is ripest", "recommend a fruit for a smoothie",
            "is durian really that smelly", "gift ideas under 20 dollars")  # fmt: skip
 
@@ -118,14 +130,48 @@ class _Server(uvicorn.Server):
 
 
 def demo_settings(settings: Settings, state_dir: Path, app_url: str) -> Settings:
-    """The user's settings, with the demo's: loopback, no token, 1 s, the app scraped."""
+    """The user's settings, with the demo's: loopback, no token, 1 s, the app scraped,
+    its log file followed."""
     data = settings.model_dump()
     data["state_dir"] = state_dir
     data["store"]["path"] = None
     data["server"].update(host="127.0.0.1", token=None)
     data["collectors"]["interval"] = 1.0
     data["collectors"]["app"].update(enabled=True, metrics_urls=[app_url + "/metrics"])
+    data["logs"].update(enabled=True, paths=[str(state_dir / LOG_FILE)])
     return Settings.model_validate(data)
+
+
+@contextlib.contextmanager
+def shop_log_file(path: Path) -> Iterator[None]:
+    """The sample app's log lines go to ``path`` (Python logging's usual format), not to
+    the console, while the demo runs."""
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    shop_log.addHandler(handler)
+    shop_log.setLevel(logging.INFO)
+    shop_log.propagate = False
+    try:
+        yield
+    finally:
+        shop_log.removeHandler(handler)
+        shop_log.propagate = True
+        handler.close()
+
+
+def demo_policy(agent: Agent) -> None:
+    """A dry-run policy for the environment ``demo`` (unless the state already holds
+    one): one instance per a quarter of the peak load, forecast on, so the Scaling page
+    decides and explains from the first minute."""
+    from fastmango.agent.scaling.service import ScalingService
+    from fastmango.scaler.policy import Policy, Predictive, Targets
+
+    svc = agent.services.get("scaling")
+    if not isinstance(svc, ScalingService) or DEMO_ENV in svc.envs:
+        return
+    policy = Policy(min=1, max=8, targets=Targets(rps=PEAK / 4),
+                    predictive=Predictive(enabled=True), dry_run=True)  # fmt: skip
+    svc.set_policy(DEMO_ENV, policy, who="fastmango demo")
 
 
 async def _items(settings: Settings, state_dir: Path) -> tuple[Items, str]:
@@ -172,8 +218,10 @@ async def run_demo(
     tasks: list[asyncio.Task[Any]] = []
     items: Items | None = None
     server: _Server | None = None
+    logging_to = contextlib.ExitStack()
     try:
         demo = demo_settings(settings, folder, app_url)
+        logging_to.enter_context(shop_log_file(folder / LOG_FILE))
         items, engine = await _items(demo, folder)
         if history:
             echo("writing a week of synthetic history of the app's series…")
@@ -188,6 +236,7 @@ async def run_demo(
         if not agent.ready.is_set():
             ready.cancel()
             return await agent_task
+        demo_policy(agent)
         traffic = Traffic(app_url)
         tasks.append(asyncio.create_task(traffic.run()))
         url = agent.url + "/"
@@ -215,6 +264,7 @@ async def run_demo(
         await asyncio.gather(*tasks, return_exceptions=True)
         if items is not None:
             await items.close()
+        logging_to.close()
         app_sock.close()
         agent_sock.close()
         if own_dir:

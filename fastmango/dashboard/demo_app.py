@@ -10,6 +10,10 @@ is what the demo agent scrapes) and a few routes that behave like a real app's:
 * ``POST /api/chat`` answers through a simulated LLM, tracked with ``track_inference``
   (time to first token, tokens) and ``record_tokens`` (its embedding call).
 
+It logs like a real app too, through the logger ``fastmango.demo.shop``: an access line
+per request, a warning per slow read, and a failed checkout as an error with its
+traceback and the customer's e-mail address (which the agent redacts before storing).
+
 The data lives in an embedded SQLite file (stdlib ``sqlite3``), or in PostgreSQL
 (``asyncpg``) when the demo runs where ``database_url`` is set, so the PostgreSQL panels
 have a real workload too. ``chaos`` sets how often things go wrong; tests pin it.
@@ -18,20 +22,25 @@ have a real workload too. ``chaos`` sets how often things go wrong; tests pin it
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 import sqlite3
 import threading
+import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from fastapi import FastAPI, HTTPException
+from fastapi import FastAPI, HTTPException, Request, Response
 from pydantic import BaseModel, Field
 
 from fastmango.collector.app import FastmangoMiddleware, record_tokens, track_inference
 
 ITEMS = 200
 NAMES = ("mango", "papaya", "lychee", "guava", "passion fruit", "durian", "rambutan", "jackfruit")
+CUSTOMERS = ("ann", "bo", "chen", "dana", "emeka", "farah")
+log = logging.getLogger("fastmango.demo.shop")
 
 
 @dataclass
@@ -178,9 +187,21 @@ def create_app(items: Items, chaos: Chaos | None = None) -> FastAPI:
     app = FastAPI(title="fastmango demo shop", docs_url=None, redoc_url=None, openapi_url=None)
     app.add_middleware(FastmangoMiddleware)
 
+    @app.middleware("http")
+    async def access_log(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        began = time.perf_counter()
+        response = await call_next(request)
+        log.info("%s %s %d %.1fms", request.method, request.url.path, response.status_code,
+                 (time.perf_counter() - began) * 1000)  # fmt: skip
+        return response
+
     async def maybe_slow() -> None:
         if rng.random() < chaos.slow:
-            await asyncio.sleep(rng.uniform(0.3, 0.9))
+            delay = rng.uniform(0.3, 0.9)
+            log.warning("slow read: %.0f ms (cold cache)", delay * 1000)
+            await asyncio.sleep(delay)
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:
@@ -203,6 +224,11 @@ def create_app(items: Items, chaos: Chaos | None = None) -> FastAPI:
     async def checkout(order: Checkout) -> dict[str, Any]:
         await asyncio.sleep(rng.uniform(0.01, 0.06))  # the payment provider
         if rng.random() < chaos.checkout_errors:
+            customer = f"{rng.choice(CUSTOMERS)}@example.com"
+            try:
+                raise TimeoutError("the payment provider did not answer within 5 s")
+            except TimeoutError:
+                log.exception("checkout of item %d for %s failed", order.item_id, customer)
             raise HTTPException(500, "the payment provider timed out")
         left = await items.take(order.item_id, order.qty)
         if left is None:

@@ -40,6 +40,7 @@ def test_demo_settings_scrape_the_app_every_second(tmp_path: Path) -> None:
     assert s.server.host == "127.0.0.1" and s.server.token is None
     assert s.collectors.interval == 1.0 and s.state_dir == tmp_path
     assert s.collectors.app.metrics_urls == ["http://127.0.0.1:5555/metrics"]
+    assert s.logs.enabled and s.logs.paths == [str(tmp_path / "shop.log")]
 
 
 async def test_sample_app_routes_errors_and_metrics(tmp_path: Path) -> None:
@@ -116,7 +117,7 @@ def test_demo_shows_live_app_metrics_within_a_minute(
     port = free_port()
     began = time.monotonic()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "fastmango.cli", "demo", "--no-browser", "--duration", "40",
+        [sys.executable, "-m", "fastmango.cli", "demo", "--no-browser", "--duration", "50",
          "--port", str(port)],
         cwd=tmp_path, env=agent_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
@@ -136,6 +137,22 @@ def test_demo_shows_live_app_metrics_within_a_minute(
             time.sleep(0.5)
         assert rps and errors, "no app metrics within 60 s"
         assert max(v for _, v in rps) > 1.0  # synthetic traffic is flowing
+        # the Logs page's data: the app's log file, followed and redacted
+        logs = httpx.get(url + "/api/logs/search", params={"q": "GET", "limit": 5}).json()
+        assert len(logs["lines"]) == 5 and "fastmango.demo.shop" in logs["lines"][0]["text"]
+        leaked = httpx.get(url + "/api/logs/search", params={"q": "example.com"}).json()
+        assert leaked["lines"] == []  # customers' e-mail addresses never stored
+        failed = httpx.get(url + "/api/logs/search", params={"q": "level:error"}).json()
+        for line in failed["lines"]:  # a failed checkout: one event, traceback joined
+            assert "[REDACTED EMAIL]" in line["text"] and "TimeoutError" in line["text"]
+        # the Scaling page's data: the demo environment's dry-run policy decides
+        decided: dict[str, Any] = {}
+        while time.monotonic() - began < 75 and not decided.get("reason"):
+            time.sleep(1)
+            envs = httpx.get(url + "/api/scaling").json()["environments"]
+            decided = envs.get("demo") or {}
+        assert decided.get("reason") and decided["dry_run"], decided
+        assert decided["inputs"]["rps"] > 0 and decided["desired"] >= 1
         context = browser.new_context(viewport={"width": 1400, "height": 1000})
         try:
             page = context.new_page()
@@ -155,7 +172,7 @@ def test_demo_shows_live_app_metrics_within_a_minute(
             shoot(page, "demo-overview")
         finally:
             context.close()
-        out, _ = proc.communicate(timeout=40)
+        out, _ = proc.communicate(timeout=50)
     finally:
         if proc.poll() is None:
             proc.terminate()
