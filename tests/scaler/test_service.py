@@ -77,6 +77,8 @@ async def test_dry_run_without_platform(store: Store) -> None:
     svc.host = host  # type: ignore[assignment]
     load(store, 0.9, 120.0)
     svc.set_policy("production", Policy(min=1, max=10, targets=Targets(cpu=70)), "tester")
+    before = svc.status()["environments"]["production"]  # why dry-run, before any tick
+    assert before["dry_run"] is True and "no platform" in before["dry_run_reason"]
     out = await svc.tick(NOW)
     d = out["production"]
     assert (d.current, d.replicas, d.reason) == (1, 2, "ScaleUp")

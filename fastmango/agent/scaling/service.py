@@ -562,6 +562,8 @@ class ScalingService:
         envs = {}
         for env, loop in self.envs.items():
             d = loop.decision
+            # asked now, not at the last tick: right after a policy is set it says why
+            why = self.dry_run_reason(env, loop.policy)
             envs[env] = {
                 "policy": loop.policy.to_dict(),
                 "current": d.current if d else None,
@@ -569,8 +571,8 @@ class ScalingService:
                 "reason": d.reason if d else None,
                 "message": d.message if d else None,
                 "proposals": d.proposals if d else {},
-                "dry_run": loop.dry_run,
-                "dry_run_reason": loop.dry_run_why,
+                "dry_run": bool(why),
+                "dry_run_reason": why,
                 "inputs": loop.inputs,
                 "forecast": loop.forecast,
                 "error": loop.error,
