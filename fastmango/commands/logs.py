@@ -134,7 +134,8 @@ def logs(
         _emit(line, as_json, colour)
     if count:
         exact = "" if doc.get("exact", True) else " (at least; the scan stopped early)"
-        click.echo(f"{doc['count']} matching lines{exact}", err=True)
+        n = doc["count"]
+        click.echo(f"{n} matching line{'' if n == 1 else 's'}{exact}", err=True)
 
 
 def _stream(
