@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -191,22 +192,30 @@ def _export(
         params["since"] = since
     if until:
         params["until"] = until
+    from fastmango.commands.common import fail
+
     client, resp = _stream(ctx, url, load, "/api/logs/export", params, None)
+    try:  # (opened once the agent answers: no empty file when none runs)
+        out = output.open("wb") if output else sys.stdout.buffer
+    except OSError as exc:
+        resp.close()
+        client.close()
+        fail(f"cannot write {output}: {exc.strerror or exc}")
     written = 0
     try:
-        out = output.open("wb") if output else sys.stdout.buffer
-        try:
-            for chunk in resp.iter_bytes():
-                out.write(chunk)
-                written += len(chunk)
-                if output is not None and sys.stderr.isatty():
-                    click.echo(f"\r{written / 1e6:.1f} MB", err=True, nl=False)
-        finally:
-            if output is not None:
-                out.close()
+        for chunk in resp.iter_bytes():
+            out.write(chunk)
+            written += len(chunk)
+            if output is not None and sys.stderr.isatty():
+                click.echo(f"\r{written / 1e6:.1f} MB", err=True, nl=False)
+    except BrokenPipeError:  # `| head`: the reader has had enough
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return
     finally:
         resp.close()
         client.close()
+        if output is not None:
+            out.close()
     if output is not None:
         click.echo(f"\rwrote {written} bytes to {output}", err=True)
 

@@ -92,6 +92,9 @@ def test_search_tail_export_cli(app_dir: Path, start_agent: Any, agent_env: dict
     assert rows[-1][4].startswith("Traceback") and rows[-1][4].endswith("ValueError: boom")
     p = cli(app_dir, "--url", url, "--export", env=env)
     assert len(p.stdout.splitlines()) == 5 and json.loads(p.stdout.splitlines()[0])["id"] == 1
+    p = cli(app_dir, "--url", url, "--export", "-o", "no/such/dir/out.csv", env=env)
+    assert p.returncode == 1 and "cannot write no/such/dir/out.csv" in p.stderr
+    assert "Traceback" not in p.stderr
 
     # live tail through the CLI: a line written now reaches it
     tail = subprocess.Popen(
