@@ -22,8 +22,9 @@ class LogsSettings(Model):
     paths: list[str] = Field(
         default_factory=list,
         description="Globs of the app's log files, e.g. /var/log/app/*.log "
-        "(FASTMANGO_LOGS__PATHS='[\"/var/log/app/*.log\"]'). Rotated files (app.log.1) may "
-        "be included: they are recognised by their head and not read twice.",
+        "(FASTMANGO_LOGS__PATHS='[\"/var/log/app/*.log\"]', or comma-separated: "
+        "FASTMANGO_LOGS__PATHS=/var/log/app/*.log,/tmp/worker.log). Rotated files "
+        "(app.log.1) may be included: they are recognised by their head and not read twice.",
     )
     format: Literal["auto", "raw", "docker", "cri"] = Field(
         "auto",
@@ -72,6 +73,15 @@ class LogsSettings(Model):
         description="Rescan period for the globs (changes are seen at once "
         "through inotify; this catches new folders and missed events).",
     )
+
+    @field_validator("paths", mode="before")
+    @classmethod
+    def _comma_separated(cls, v: object) -> object:
+        """A plain string (as an environment variable is easiest to write) is a list of
+        globs separated by commas."""
+        if isinstance(v, str):
+            return [p.strip() for p in v.split(",") if p.strip()]
+        return v
 
     @field_validator("redact_patterns")
     @classmethod

@@ -47,6 +47,19 @@ def test_sources_in_order_with_provenance(tmp_path: Path) -> None:
     assert s.state_dir == tmp_path / ".fastmango"  # relative to the app, not the process
 
 
+@pytest.mark.parametrize(
+    ("value", "paths"),
+    [
+        ('["/var/log/a/*.log", "/tmp/b.log"]', ["/var/log/a/*.log", "/tmp/b.log"]),  # JSON
+        ("/var/log/a/*.log, /tmp/b.log", ["/var/log/a/*.log", "/tmp/b.log"]),  # commas
+        ("/var/log/a/*.log", ["/var/log/a/*.log"]),  # one glob
+    ],
+)
+def test_log_paths_from_the_environment(tmp_path: Path, value: str, paths: list[str]) -> None:
+    loaded = config.load(tmp_path, {"FASTMANGO_LOGS__PATHS": value})
+    assert loaded.settings.logs.paths == paths
+
+
 def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
     (tmp_path / "fastmango.toml").write_text('[server]\nport = "eighty"\nhots = "x"\n')
     with pytest.raises(ConfigError) as info:
