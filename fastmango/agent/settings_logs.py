@@ -66,6 +66,14 @@ class LogsSettings(Model):
         description="Extra regular expressions to redact before "
         "storage; a named group (?P<keep>...) is kept, the rest replaced.",
     )
+    query_timeout: Duration = Field(
+        5.0,
+        gt=0,
+        le=600,
+        description="How long one search may check lines one by one (a /regex/, a field "
+        "comparison such as status>=500) before it answers with what it found, marked "
+        "partial (its count then a lower bound).",
+    )
     poll_interval: Duration = Field(
         1.0,
         gt=0,

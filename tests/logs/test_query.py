@@ -20,8 +20,10 @@ from fastmango.agent.logs.query import (
     Or,
     Phrase,
     QueryError,
+    Record,
     Regex,
     Word,
+    block_filter,
     parse_query,
     to_fts,
 )
@@ -165,9 +167,15 @@ def ids(
         ("logger:app.web level:error", [4]),
         ("status>=500", [4]),
         ("status:200", [1, 5]),
+        ("status!=200", [4]),  # lines without the field match neither = nor !=
+        ("took>=1", []),  # "took 12ms" is a word, not a field
         ("request_id:abc", [2]),
         ("request_id:xyz", [4]),
         ("/took \\d+ms/", [1]),
+        ("/^2024-01-02 10:00:05/", [6]),  # anchors hold per line in a block's prefilter
+        ("/abc$/", [2]),
+        ("/reset(?= by)/", [2]),  # a lookaround: no block prefilter
+        ("/timed out/ level:error", [4]),
         ("level:error /timed? out/", [4]),
         ("error", [2, 4]),
         ("NOT level:info", [2, 3, 4]),
@@ -182,6 +190,51 @@ def test_time_range(index: LogIndex) -> None:
     assert ids(index, "", T + 1, T + 3) == [2, 3, 4]
     assert ids(index, "connection", T + 2) == [6]
     assert ids(index, "level:error", None, T + 2) == [2]
+
+
+def test_a_budget_stops_a_line_by_line_scan(index: LogIndex) -> None:
+    plan = search.Plan.of(parse_query("status>=200"))  # checked line by line
+    budget = search.Budget(max_scan=3)
+    assert [line.id for line in search.lines(index, plan, True, budget)] == [5]
+    assert budget.stopped and budget.scanned == 3
+    assert search.count(index, plan, search.Budget(max_scan=3)) == (1, False)  # at least 1
+    assert search.count(index, plan) == (3, True)
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "may"),
+    [
+        ('{"status": 503}', "status", True),
+        ('{"http": {"status": 503}}', "http.status", True),
+        ('{"Status": 503}', "status", True),
+        ("GET /x took 12ms", "status", False),
+        ('1.2.3.4 - - [x] "GET /x HTTP/1.1" 503 12', "status", True),  # an access line
+        ("ERROR app.db: reset", "logger", True),  # found by parsing, not by name
+        ('{"requestId": "r1"}', "request_id", True),
+        ("user=ann", "request_id", False),
+        ('{"st\\u0061tus": 503}', "status", True),  # an escaped key: parse to be sure
+    ],
+)
+def test_a_line_without_a_fields_name_is_ruled_out_unparsed(text: str, key: str, may: bool) -> None:
+    assert Record(text, "", "").may_have(key) is may
+
+
+@pytest.mark.parametrize(
+    ("q", "needle"),
+    [
+        ("/zzqq/", b"zzqq"),
+        ("/Error (\\d+) in x\\.y\\.z/", b"n x.y.z"),  # the longest plain run, lower-cased
+        ("/x\\.y\\.z=\\d/", b"x.y.z="),
+        ("/timeout after \\d+s/", b"meout after "),  # i, k, s also match non-ASCII
+        ("/ab+cd/", None),  # b+ may repeat: no run of 3
+        ("/abc|xyz/", None),  # an alternative: nothing required
+        ("word /payment failed/", b"payment fa"),  # a regex the query requires
+        ("word OR /payment failed/", None),
+        ("word", None),
+    ],
+)
+def test_block_prefilter_is_a_literal_every_match_holds(q: str, needle: bytes | None) -> None:
+    assert block_filter(parse_query(q)) == needle
 
 
 def test_newest_first_and_limit(index: LogIndex) -> None:

@@ -119,26 +119,24 @@ def mount(app: FastAPI, agent: Any) -> None:
         assert svc.index is not None
         index = svc.index
 
+        seconds = svc.cfg.query_timeout
+
         def run() -> dict[str, Any]:
             began = time.perf_counter()
             out: list[dict[str, Any]] = []
-            scanned = [0]
-            partial = False
-            for line in s.lines(index, plan, order == "newest", scanned):
+            budget = s.Budget(seconds=seconds)
+            for line in s.lines(index, plan, order == "newest", budget):
                 out.append(line.as_dict())
                 if len(out) >= limit:
-                    break
-                if scanned[0] >= 2_000_000:
-                    partial = True
                     break
             doc: dict[str, Any] = {
                 "lines": out,
                 "fts": plan.expr,
                 "checked": plan.check,
-                "partial": partial,
+                "partial": budget.stopped,  # more may match: the scan stopped early
             }
             if count:
-                n, exact = s.count(index, plan)
+                n, exact = s.count(index, plan, s.Budget(seconds=seconds))
                 doc["count"], doc["exact"] = n, exact
             doc["took_ms"] = round((time.perf_counter() - began) * 1000, 3)
             return doc
@@ -164,9 +162,11 @@ def mount(app: FastAPI, agent: Any) -> None:
                 assert svc.index is not None
                 index = svc.index
 
+                budget = s.Budget(seconds=svc.cfg.query_timeout)
+
                 def newest() -> list[dict[str, Any]]:
                     out = []
-                    for line in s.lines(index, s.Plan.of(node)):
+                    for line in s.lines(index, s.Plan.of(node), True, budget):
                         out.append(line.as_dict())
                         if len(out) >= backlog:
                             break

@@ -245,6 +245,7 @@ class LogIndex:
             CREATE TABLE IF NOT EXISTS sources(id INTEGER PRIMARY KEY, name TEXT UNIQUE);
             CREATE TABLE IF NOT EXISTS checkpoints(fp TEXT PRIMARY KEY, name TEXT,
                 offset INT, updated REAL);
+            CREATE TABLE IF NOT EXISTS erased(first_id INTEGER PRIMARY KEY, n INT);
             CREATE INDEX IF NOT EXISTS blocks_tmax ON blocks(t_max);
         """)
         self._db = db
@@ -416,6 +417,11 @@ class LogIndex:
                     blob = encode_block(list(b.ts), b.levels, list(b.sources), texts,
                                         self.compress_level)  # fmt: skip
                     db.execute("UPDATE blocks SET data=? WHERE first_id=?", (blob, first))
+                    db.execute(
+                        "INSERT INTO erased VALUES (?, ?) "
+                        "ON CONFLICT(first_id) DO UPDATE SET n = n + excluded.n",
+                        (first, len(hits)),
+                    )
                     db.execute("COMMIT")
                 except BaseException:
                     db.execute("ROLLBACK")
@@ -459,6 +465,10 @@ class LogIndex:
                 break
             db.execute("BEGIN IMMEDIATE")
             db.execute(f"DROP TABLE IF EXISTS fts_{seg}")
+            db.execute(
+                "DELETE FROM erased WHERE first_id IN (SELECT first_id FROM blocks WHERE seg=?)",
+                (seg,),
+            )
             db.execute("DELETE FROM blocks WHERE seg=?", (seg,))
             db.execute("DELETE FROM segments WHERE seg=?", (seg,))
             db.execute("COMMIT")
@@ -540,6 +550,17 @@ class LogIndex:
                 self._blocks_cache.popitem(last=False)
         return b
 
+    def block_holds(self, first_id: int, needle: bytes) -> bool:
+        """Whether the block's bytes, lower-cased (ASCII), hold ``needle``: decompressed,
+        not decoded line by line (a block already decoded is asked as is)."""
+        with self._cache_lock:
+            b = self._blocks_cache.get(first_id)
+        if b is not None:
+            return any(needle in t.lower().encode() for t in b.texts)
+        row = self._reader().execute("SELECT data FROM blocks WHERE first_id=?", (first_id,))
+        found = row.fetchone()
+        return found is not None and needle in _decompress(found[0]).lower()
+
     def block_of(self, row_id: int) -> tuple[int, int]:
         r = (
             self._reader()
@@ -552,6 +573,10 @@ class LogIndex:
         if r is None:
             raise KeyError(row_id)
         return int(r[0]), int(r[1])
+
+    def erased(self) -> dict[int, int]:
+        """Lines a purge blanked, per block (by its first id): few, if any."""
+        return dict(self._reader().execute("SELECT first_id, n FROM erased"))
 
     def source_name(self, sid: int) -> str:
         name = self._source_names.get(sid)

@@ -350,6 +350,34 @@ def _exact(node: Node) -> bool:
     return False
 
 
+#: ASCII that matches only itself and its ASCII other case under re.IGNORECASE (i, k, s
+#: also match ı İ, K (kelvin), ſ): a run of these found in a block's lower-cased bytes
+_PLAIN = frozenset(c for c in map(chr, range(32, 127)) if c.lower() not in "iks")
+
+
+def block_filter(node: Node | None) -> bytes | None:
+    """A literal (lower-case ASCII bytes) that every line matching the query holds, to
+    look for in a block's decompressed bytes before decoding its lines one by one:
+    the longest run of plain characters in the top-level sequence of the query's
+    ``/regex/`` (or of one it requires), at least 3 long. None when there is none."""
+    rx = node if isinstance(node, Regex) else None
+    if isinstance(node, And):
+        rx = next((c for c in node.children if isinstance(c, Regex)), None)
+    if rx is None:
+        return None
+    import re._parser as sre  # type: ignore[import-not-found]  # the regex's own parse
+
+    best = run = ""
+    for op, arg in sre.parse(rx.pattern.pattern, rx.pattern.flags):
+        ch = chr(arg) if op is sre.LITERAL else ""
+        if ch in _PLAIN:
+            run += ch
+            continue
+        best, run = max(best, run, key=len), ""
+    best = max(best, run, key=len)
+    return best.lower().encode() if len(best) >= 3 else None
+
+
 def needs_check(node: Node | None) -> bool:
     """Whether the index's answer must be checked line by line."""
     return node is not None and not _exact(node)
@@ -375,6 +403,21 @@ class Record:
 
             self._fields = fields_of(self.text)
         return self._fields
+
+    def may_have(self, key: str) -> bool:
+        """Whether the text can hold the field ``key`` at all (its name, or the last part
+        of a dotted one, appears; or it is one the parser derives): ruling a line out
+        here spares parsing it, which a comparison such as ``status>=500`` would do on
+        every line of the range."""
+        low = self.text.lower()
+        key = key.lower()
+        if key == "logger" or "\\u" in low:  # a logger found in text; escaped JSON keys
+            return True
+        if key in ("status", "method", "path") and "http/" in low:  # an access-log line
+            return True
+        if key == "request_id" and any(k in low for k in ("request", "req_id", "correlation")):
+            return True
+        return key.rsplit(".", 1)[-1] in low
 
     def token_list(self) -> list[str]:
         if self._token_list is None:
@@ -407,6 +450,8 @@ def _field_match(rec: Record, f: Field) -> bool:
     if f.key == "source":
         ok = f.value.lower() in rec.source.lower()
         return ok if f.op != "!=" else not ok
+    if not rec.may_have(f.key):
+        return False  # an absent field matches no comparison, = or !=
     fields = rec.fields()
     v = fields.get(f.key)
     if v is None:

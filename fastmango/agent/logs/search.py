@@ -7,11 +7,19 @@ from __future__ import annotations
 
 import re
 import sqlite3
+import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from fastmango.agent.logs.index import Block, Line, LogIndex
-from fastmango.agent.logs.query import Node, Record, matches, needs_check, to_fts
+from fastmango.agent.logs.query import (
+    Node,
+    Record,
+    block_filter,
+    matches,
+    needs_check,
+    to_fts,
+)
 
 BIG = 1 << 62
 #: an FTS5 expression that is one quoted ASCII word: one token, as the tokenizer writes it
@@ -25,10 +33,12 @@ class Plan:
     check: bool
     t0: float | None
     t1: float | None
+    #: bytes every match holds: a block whose text lacks them is skipped undecoded
+    prefilter: bytes | None = None
 
     @classmethod
     def of(cls, node: Node | None, t0: float | None = None, t1: float | None = None) -> Plan:
-        return cls(node, to_fts(node), needs_check(node), t0, t1)
+        return cls(node, to_fts(node), needs_check(node), t0, t1, block_filter(node))
 
     def accepts(self, line: Line) -> bool:
         if self.t0 is not None and line.ts < self.t0:
@@ -38,6 +48,38 @@ class Plan:
         if self.check:
             return matches(self.node, Record(line.text, line.level, line.source))
         return True
+
+
+@dataclass
+class Budget:
+    """How much one search may look at line by line (the candidates the index cannot
+    decide: regexes, field comparisons, no words at all): ``max_scan`` candidates and
+    ``seconds`` of time. Once spent, ``stopped`` is set and the answer is partial."""
+
+    max_scan: int = 2_000_000
+    seconds: float | None = None
+    scanned: int = 0
+    stopped: bool = False
+    _deadline: float = field(default=float("inf"), repr=False)
+
+    def __post_init__(self) -> None:
+        if self.seconds is not None:
+            self._deadline = time.monotonic() + self.seconds
+
+    def alive(self) -> bool:
+        """Whether time is left (checked before each block: skipping blocks costs too)."""
+        if time.monotonic() > self._deadline:
+            self.stopped = True
+        return not self.stopped
+
+    def spend(self) -> bool:
+        """Count one candidate; False once the budget is spent."""
+        self.scanned += 1
+        if self.scanned >= self.max_scan or (
+            self.scanned & 1023 == 0 and time.monotonic() > self._deadline
+        ):
+            self.stopped = True
+        return not self.stopped
 
 
 def _id_bounds(index: LogIndex, t0: float | None, t1: float | None) -> tuple[int, int]:
@@ -53,20 +95,25 @@ def _id_bounds(index: LogIndex, t0: float | None, t1: float | None) -> tuple[int
 
 
 def lines(
-    index: LogIndex, plan: Plan, newest_first: bool = True, scanned: list[int] | None = None
+    index: LogIndex, plan: Plan, newest_first: bool = True, budget: Budget | None = None
 ) -> Iterator[Line]:
-    """Every matching line, newest first (or oldest first). ``scanned[0]`` counts the
-    candidates looked at."""
+    """Every matching line, newest first (or oldest first), until ``budget`` (if any)
+    is spent."""
     lo, hi = _id_bounds(index, plan.t0, plan.t1)
     if lo > hi:
         return
-    counter = scanned if scanned is not None else [0]
+    spend = budget.spend if budget is not None else _always
     if plan.expr is None:
         for first, _last, _tmin, _tmax in index.blocks_in(lo, hi, plan.t0, plan.t1, newest_first):
+            if budget is not None and not budget.alive():
+                return
+            if plan.prefilter is not None and not index.block_holds(first, plan.prefilter):
+                continue  # no line of this block can match
             b = index.block(first)
             n = len(b.texts)
             for i in range(n - 1, -1, -1) if newest_first else range(n):
-                counter[0] += 1
+                if not spend():
+                    return
                 line = index.line(b, i)
                 if line.text and plan.accepts(line):  # an empty text: erased by purge
                     yield line
@@ -89,7 +136,8 @@ def lines(
                         block = index.block(first)
                     except KeyError:
                         continue
-                counter[0] += 1
+                if not spend():
+                    return
                 line = index.line(block, rid - block.first_id)
                 if plan.accepts(line):
                     yield line
@@ -99,9 +147,16 @@ def lines(
             raise
 
 
-def count(index: LogIndex, plan: Plan, max_scan: int = 2_000_000) -> tuple[int, bool]:
-    """(number of matching lines, exact?). Pure index queries are counted in the index;
-    the rest by checking candidates, up to ``max_scan`` of them."""
+def _always() -> bool:
+    return True
+
+
+def count(index: LogIndex, plan: Plan, budget: Budget | None = None) -> tuple[int, bool]:
+    """(number of matching lines, exact?). Pure index queries are counted in the index,
+    no query at all from the blocks' extents; the rest by checking candidates, until
+    ``budget`` is spent (then the count is a lower bound)."""
+    if plan.expr is None and not plan.check:
+        return _count_all(index, plan), True
     if plan.expr is not None and not plan.check:
         total = 0
         segs = index.segments()
@@ -136,13 +191,28 @@ def count(index: LogIndex, plan: Plan, max_scan: int = 2_000_000) -> tuple[int, 
                         if sub.accepts(index.line(b, rid - a)):
                             total += 1
         return total, True
-    scanned = [0]
-    n = 0
-    for _line in lines(index, plan, True, scanned):
-        n += 1
-        if scanned[0] >= max_scan:
-            return n, False
-    return n, scanned[0] < max_scan
+    budget = budget if budget is not None else Budget()
+    n = sum(1 for _line in lines(index, plan, True, budget))
+    return n, not budget.stopped
+
+
+def _count_all(index: LogIndex, plan: Plan) -> int:
+    """Every line within the time range: whole blocks by their extent (less the lines a
+    purge erased), the blocks at its edges line by line."""
+    lo, hi = _id_bounds(index, plan.t0, plan.t1)
+    if lo > hi:
+        return 0
+    erased = index.erased()
+    total = 0
+    for first, last, tmin, tmax in index.blocks_in(lo, hi, plan.t0, plan.t1, False):
+        if (plan.t0 is None or tmin >= plan.t0) and (plan.t1 is None or tmax <= plan.t1):
+            total += last - first + 1 - erased.get(first, 0)
+            continue
+        b = index.block(first)
+        for i, text in enumerate(b.texts):
+            if text and plan.accepts(index.line(b, i)):
+                total += 1
+    return total
 
 
 def _whole_segment_count(index: LogIndex, seg: int, expr: str, hi: int) -> int:

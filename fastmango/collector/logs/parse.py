@@ -214,24 +214,31 @@ def _first(d: dict[str, Any], keys: tuple[str, ...]) -> tuple[str | None, Any]:
     return None, None
 
 
-def _parse_json(line: str, now_year: int, now: float | None) -> Parsed | None:
-    obj = load_json(line)
-    if not isinstance(obj, dict):
-        return None
+def _json_fields(obj: dict[str, Any]) -> dict[str, Any]:
+    """A JSON object's fields: one level of nesting flattened (``{"http": {"status":
+    500}}`` gives ``http.status``), ``request_id`` under that name whatever it was called."""
     fields: dict[str, Any] = {}
     for k, v in obj.items():
-        if isinstance(v, dict):  # one level of nesting flattened: {"http": {"status": 500}}
+        if isinstance(v, dict):
             for k2, v2 in v.items():
                 fields[f"{k}.{k2}"] = v2
         else:
             fields[str(k)] = v
+    rk, rid = _first(fields, _RID_KEYS)
+    if rid is not None and rk != "request_id":
+        fields["request_id"] = rid
+    return fields
+
+
+def _parse_json(line: str, now_year: int, now: float | None) -> Parsed | None:
+    obj = load_json(line)
+    if not isinstance(obj, dict):
+        return None
+    fields = _json_fields(obj)
     _k, tsv = _first(fields, _TS_KEYS)
     _k, lv = _first(fields, _LEVEL_KEYS)
     _mk, msg = _first(fields, _MSG_KEYS)
     _k, lg = _first(fields, _LOGGER_KEYS)
-    rk, rid = _first(fields, _RID_KEYS)
-    if rid is not None and rk != "request_id":
-        fields["request_id"] = rid
     message = msg if isinstance(msg, str) else ("" if msg is None else json.dumps(msg))
     return Parsed(
         parse_time_value(tsv, now_year, now),
@@ -368,6 +375,15 @@ def parse(line: str, now_year: int = 1970, now: float | None = None) -> Parsed:
 def fields_of(text: str) -> dict[str, Any]:
     """Every field a query may filter on: JSON/logfmt keys, else ``key: value`` and
     ``key=value`` pairs found in the text, plus ``status`` of an access-log line."""
+    if text[:1] == "{" and isinstance(obj := load_json(text), dict):  # no time to parse
+        out = _json_fields(obj)
+        _k, lg = _first(out, _LOGGER_KEYS)
+        if isinstance(lg, str):
+            out.setdefault("logger", lg)
+        _k, lv = _first(out, _LEVEL_KEYS)
+        if (level := level_of(lv)) is not None:
+            out["level"] = level
+        return out
     p = parse(text)
     if p.shape in ("json", "logfmt"):
         out = dict(p.fields)
