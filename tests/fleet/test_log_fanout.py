@@ -46,7 +46,7 @@ def test_a_log_search_fans_out_to_every_agent_and_merges_by_time(
     ids = [fleet_of(a)["instance"] for a in agents]
     for asked in agents:
         doc = search(asked, fleet="true")
-        assert doc["count"] == 4 and doc["exact"] is True
+        assert doc["count"] == 4 and doc["exact"] is True and doc["partial"] is False
         tails = [ln["text"].rsplit("on ", 1)[1] for ln in doc["lines"]]
         assert tails == ["b #4", "a #3", "b #2", "a #1"]  # newest first, both agents
         assert [ln["instance"] for ln in doc["lines"]] == [ids[1], ids[0], ids[1], ids[0]]

@@ -258,7 +258,9 @@ def mount(app: FastAPI, agent: Any) -> None:
         peers: list[dict[str, str]] = fl.peers() if fl is not None else []
         token = agent.settings.server.token
         headers = {"Authorization": f"Bearer {token.get_secret_value()}"} if token else {}
-        async with httpx.AsyncClient(timeout=10.0, headers=headers) as client:
+        # a peer may spend its query budget twice (search, then count) before it answers
+        wait = 2 * agent.settings.logs.query_timeout + 5
+        async with httpx.AsyncClient(timeout=wait, headers=headers) as client:
 
             async def one(peer_id: str, base: str) -> tuple[str, str, dict[str, Any] | str]:
                 try:
@@ -273,7 +275,7 @@ def mount(app: FastAPI, agent: Any) -> None:
                 one(me, agent.url), *(one(p["id"], p["address"]) for p in peers)
             )
         lines: list[dict[str, Any]] = []
-        total, exact, report = 0, True, []
+        total, exact, partial, report = 0, True, False, []
         for peer_id, base, doc in found:
             if isinstance(doc, str):
                 report.append({"instance": peer_id, "address": base, "ok": False, "error": doc})
@@ -282,10 +284,11 @@ def mount(app: FastAPI, agent: Any) -> None:
             lines += [{**ln, "instance": peer_id} for ln in doc["lines"]]
             total += int(doc.get("count", 0))
             exact = exact and bool(doc.get("exact", True))
+            partial = partial or bool(doc.get("partial"))
             report.append({"instance": peer_id, "address": base, "ok": True,
                            "lines": len(doc["lines"])})  # fmt: skip
         lines.sort(key=lambda ln: (ln["ts"], ln["instance"], ln["id"]), reverse=newest)
-        out: dict[str, Any] = {"lines": lines[:limit], "instances": report}
+        out: dict[str, Any] = {"lines": lines[:limit], "instances": report, "partial": partial}
         if params.get("count"):
             out["count"], out["exact"] = total, exact
         return out
