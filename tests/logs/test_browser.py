@@ -78,3 +78,26 @@ def test_logs_page_search_levels_tail_chart(page: Any, start_agent: Any, tmp_pat
         timeout=20000,
     )
     shoot(page, "logs")
+
+
+def test_a_search_that_runs_out_of_time_says_so(
+    page: Any, start_agent: Any, tmp_path: Path
+) -> None:
+    app = tmp_path / "app"
+    log = app / "app.log"
+    app.mkdir()
+    log.write_text("\n".join(LINES) + "\n")
+    # a budget no scan fits in: a regex must be checked line by line, so it stops at once
+    write_config(app, [str(log)], multiline_timeout=0.1, query_timeout=1e-6)
+    agent = start_agent("--state-dir", str(app / "state"), app_dir=app)
+    wait_for(lambda: count(agent.url, "") >= 3, 20, "lines indexed")  # exact: no scan
+    page.goto(agent.url + "/#/logs")
+    page.fill("input.search", "/connection reset/")
+    page.click("button[type=submit]")
+    info = page.locator("[data-info=results]")
+    page.wait_for_function(
+        "() => document.querySelector('[data-info=results]').innerText.includes('stopped')"
+    )
+    assert "0+ matching" in info.inner_text() and "narrow the time range" in info.inner_text()
+    body = page.inner_text("[data-card=log-results] tbody")
+    assert "before the search stopped" in body

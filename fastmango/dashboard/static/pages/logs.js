@@ -85,10 +85,14 @@
         const d = await FM.api('/api/logs/search?' + qs(params));
         if (!alive) return;
         tbody.replaceChildren(...d.lines.map(row));
-        if (!d.lines.length) tbody.replaceChildren(h('tr', null, h('td.muted', { colspan: '4' }, 'No matching lines.')));
+        const empty = d.partial
+          ? 'No matching lines found before the search stopped (logs.query_timeout): narrow the time range.'
+          : 'No matching lines.';
+        if (!d.lines.length) tbody.replaceChildren(h('tr', null, h('td.muted', { colspan: '4' }, empty)));
         info.textContent = d.count.toLocaleString('en') + (d.exact ? '' : '+') + ' matching' +
           (d.instances ? ' on ' + d.instances.filter((i) => i.ok).length + ' agent(s)'
-            : ' · ' + d.took_ms.toFixed(1) + ' ms');
+            : ' · ' + d.took_ms.toFixed(1) + ' ms') +
+          (d.partial || !d.exact ? ' · stopped early: narrow the time range for all' : '');
         FM.updated();
       } catch (e) {
         showError(e.message.replace(/^\/api\/logs\/search: /, ''));
