@@ -287,10 +287,14 @@ def queries(db: Path, raw: Path, runs: int) -> dict[str, Any]:
         ("common word", COMMON, None, None, COMMON),
         ("phrase", f'"{PHRASE}"', None, None, PHRASE),
         ("level:error, 10% time range", "level:error", t0, t1, '"level":"error"'),
+        # no index help: every block's bytes are looked at for the regex's literal
+        ("regex (rare), no index", f"/slot \\d+ {RARE}/", None, None, f"slot [0-9]+ {RARE}"),
     ]
     out: dict[str, Any] = {}
     rg = shutil.which("rg")
     for name, q, a, z, literal in cases:
+        regex = q.startswith("/")  # then case-insensitive, as the query is
+        mode, rg_mode = (["-E", "-i"], ["-i"]) if regex else (["-F"], ["-F"])
         plan = search.Plan.of(parse_query(q), a, z)
 
         def cold(plan: Any = plan) -> Any:
@@ -299,9 +303,9 @@ def queries(db: Path, raw: Path, runs: int) -> dict[str, Any]:
 
         took, (n, exact) = timed(cold, runs)
         warm, _ = timed(lambda plan=plan: search.count(index, plan), runs)
-        g_t, g_n = tool(["grep", "-F", "-c", literal, str(raw)], runs)
+        g_t, g_n = tool(["grep", *mode, "-c", literal, str(raw)], runs)
         if rg:
-            r_t, r_n = tool([rg, "-F", "-c", "--no-mmap", literal, str(raw)], runs)
+            r_t, r_n = tool([rg, *rg_mode, "-c", "--no-mmap", "-e", literal, str(raw)], runs)
         else:
             r_t, r_n = float("nan"), -1
         out[name] = {
@@ -540,7 +544,7 @@ def main() -> None:
             "ok" if disk / size <= 1.0 else "MISSED",
         ],
     ]
-    goals = {"rare token": 200, "common word": 5, "phrase": 5, "level:error, 10% time range": 0}
+    goals = {"rare token": 200, "common word": 5, "phrase": 5}  # the issue's; the rest: none
     for name, d in q.items():
         if name == "newest 100 common":
             ms = d["fastmango_s"] * 1000
@@ -558,7 +562,7 @@ def main() -> None:
             continue
         fm = d["fastmango_s"] * 1000
         speed = d["rg_s"] / d["fastmango_s"] if d["fastmango_s"] else float("nan")
-        goal = goals[name]
+        goal = goals.get(name, 0)
         rows.append(
             [
                 f"{name} count, ms ({d['fastmango_count']} vs rg {d['rg_count']})",

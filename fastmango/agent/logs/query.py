@@ -297,6 +297,8 @@ def to_fts(node: Node | None) -> str | None:
     if isinstance(node, Phrase):
         return _q(" ".join(node.words))
     if isinstance(node, Regex):
+        # (the index holds the words of each message, not of its timestamp or JSON keys,
+        # which a regex may well match: the index cannot narrow it; block_filter does)
         return None
     if isinstance(node, Field):
         if node.key == "level":
@@ -350,6 +352,21 @@ def _exact(node: Node) -> bool:
     return False
 
 
+def _literal_runs(rx: re.Pattern[str]) -> list[str]:
+    """The runs of literal characters in the top level of a regex: every match holds
+    each of them (a branch, a repeat, a class or an anchor breaks a run)."""
+    import re._parser as sre  # type: ignore[import-not-found]  # the regex's own parse
+
+    runs, run = [], ""
+    for op, arg in sre.parse(rx.pattern, rx.flags):
+        if op is sre.LITERAL:
+            run += chr(arg)
+        else:
+            runs.append(run)
+            run = ""
+    return [r for r in [*runs, run] if r]
+
+
 #: ASCII that matches only itself and its ASCII other case under re.IGNORECASE (i, k, s
 #: also match ı İ, K (kelvin), ſ): a run of these found in a block's lower-cased bytes
 _PLAIN = frozenset(c for c in map(chr, range(32, 127)) if c.lower() not in "iks")
@@ -365,16 +382,13 @@ def block_filter(node: Node | None) -> bytes | None:
         rx = next((c for c in node.children if isinstance(c, Regex)), None)
     if rx is None:
         return None
-    import re._parser as sre  # type: ignore[import-not-found]  # the regex's own parse
-
-    best = run = ""
-    for op, arg in sre.parse(rx.pattern.pattern, rx.pattern.flags):
-        ch = chr(arg) if op is sre.LITERAL else ""
-        if ch in _PLAIN:
-            run += ch
-            continue
-        best, run = max(best, run, key=len), ""
-    best = max(best, run, key=len)
+    best = plain = ""
+    for run in _literal_runs(rx.pattern):
+        for ch in run + "\0":  # (NUL ends the run's last piece)
+            if ch in _PLAIN:
+                plain += ch
+            else:
+                best, plain = max(best, plain, key=len), ""
     return best.lower().encode() if len(best) >= 3 else None
 
 
