@@ -133,6 +133,12 @@ def logs(
     doc = agent_request(ctx, "GET", "/api/logs/search", url, load, params=params, timeout=60)
     for line in reversed(doc["lines"]):
         _emit(line, as_json, colour)
+    if doc.get("partial"):
+        click.echo(
+            "fastmango: the search stopped early (logs.query_timeout) before looking at "
+            "every line; more may match: narrow it with --since/--until or a word",
+            err=True,
+        )
     if count:
         exact = "" if doc.get("exact", True) else " (at least; the scan stopped early)"
         n = doc["count"]

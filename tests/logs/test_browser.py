@@ -101,3 +101,8 @@ def test_a_search_that_runs_out_of_time_says_so(
     assert "0+ matching" in info.inner_text() and "narrow the time range" in info.inner_text()
     body = page.inner_text("[data-card=log-results] tbody")
     assert "before the search stopped" in body
+    # the CLI says so too
+    from tests.logs.test_api_cli import cli
+
+    p = cli(app, "--url", agent.url, "--search", "/connection reset/")
+    assert p.returncode == 0 and "stopped early" in p.stderr and p.stdout == ""
