@@ -152,7 +152,12 @@ def _stream(
     path: str,
     params: dict[str, Any],
     timeout: float | None,
+    extra_headers: dict[str, str] | None = None,
+    *,
+    retry: bool = False,
 ) -> Any:
+    """(client, streaming response) of a GET to the agent; exits 1 saying why when no
+    agent answers (None instead when ``retry``: the caller waits for it) or it refuses."""
     import httpx
 
     from fastmango.agent.client import agent_address
@@ -162,12 +167,21 @@ def _stream(
     client = httpx.Client(timeout=httpx.Timeout(10.0, read=timeout))
     try:
         resp = client.send(
-            client.build_request("GET", base + path, params=params, headers=headers), stream=True
+            client.build_request(
+                "GET", base + path, params=params, headers=headers | (extra_headers or {})
+            ),
+            stream=True,
         )
     except httpx.TransportError as exc:
         client.close()
+        if retry:
+            return None
         click.echo(f"fastmango: {AgentNotRunning.hint(base, exc)}", err=True)
         raise SystemExit(1) from None
+    if retry and (resp.status_code == 404 or resp.status_code >= 500):
+        resp.close()  # an agent still starting (its logs not open yet): not back yet
+        client.close()
+        return None
     if resp.status_code >= 400:
         resp.read()
         try:
@@ -229,28 +243,53 @@ def _export(
 def _follow(
     ctx: click.Context, url: str | None, load: Any, query: str, as_json: bool, colour: bool
 ) -> None:
+    """Follow the agent's live tail; when the agent goes away (a restart, a deploy) wait
+    for it and resume after the last line shown (``Last-Event-ID``): nothing repeated,
+    nothing missed up to the agent's replay limit. Ctrl-C stops."""
     import json
+    import time
 
-    client, resp = _stream(ctx, url, load, "/api/logs/tail", {"q": query, "backlog": 10}, None)
-    event = ""
+    import httpx
+
+    params = {"q": query, "backlog": 10}
+    last: str | None = None  # the id of the last line shown
+    away = False  # the agent went away: wait for it, resume after ``last``
+    delay = 0.5
     try:
-        for raw in resp.iter_lines():
-            if raw.startswith("event:"):
-                event = raw[6:].strip()
-            elif raw.startswith("data:") and event == "line":
-                _emit(json.loads(raw[5:]), as_json, colour)
-                sys.stdout.flush()
-            elif raw.startswith("data:") and event == "dropped":
-                click.echo(
-                    f"fastmango: {json.loads(raw[5:])['dropped']} lines skipped "
-                    "(the terminal fell behind)",
-                    err=True,
-                )
+        while True:
+            headers = {"Last-Event-ID": last} if last is not None else {}
+            got = _stream(ctx, url, load, "/api/logs/tail", params, None, headers, retry=away)
+            if got is None:  # not back yet
+                time.sleep(delay)
+                delay = min(delay * 2, 5.0)
+                continue
+            client, resp = got
+            if away:
+                click.echo("fastmango: reconnected", err=True)
+            delay = 0.5
+            event = ""
+            try:
+                for raw in resp.iter_lines():
+                    if raw.startswith("event:"):
+                        event = raw[6:].strip()
+                    elif raw.startswith("id:"):
+                        last = raw[3:].strip()
+                    elif raw.startswith("data:") and event == "line":
+                        _emit(json.loads(raw[5:]), as_json, colour)
+                        sys.stdout.flush()
+                    elif raw.startswith("data:") and event == "dropped":
+                        d = json.loads(raw[5:])
+                        why = d.get("why", "the terminal fell behind")
+                        click.echo(f"fastmango: {d['dropped']} lines skipped ({why})", err=True)
+            except httpx.TransportError:
+                pass
+            finally:
+                resp.close()
+                client.close()
+            away = True
+            click.echo("fastmango: the agent went away; waiting for it to come back", err=True)
     except KeyboardInterrupt:
         pass
-    finally:
-        resp.close()
-        client.close()
 
 
 COMMANDS: list[click.Command] = [logs]

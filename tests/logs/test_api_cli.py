@@ -254,3 +254,56 @@ def test_agent_exits_with_child_code(app_dir: Path, agent_env: dict[str, str]) -
     # logs.echo = raw: the output goes through byte for byte, unredacted, no newline added
     assert p.returncode == 3 and b"bye ann@example.com" in p.stdout
     assert b"bye ann@example.com\n" not in p.stdout
+
+
+def test_tail_waits_for_a_restarted_agent_and_resumes(
+    app_dir: Path, agent_env: dict[str, str]
+) -> None:
+    """`fastmango logs --tail` across an agent restart (a deploy): it says the agent went
+    away, waits, and resumes after the last line it showed: the line written while the
+    agent was down arrives, and nothing is shown twice."""
+    from tests.conftest import AgentProcess
+
+    log = app_dir / "app.log"
+    log.write_text("")
+    write_config(app_dir, [str(log)], multiline_timeout=0.1)
+    args, port = ["--state-dir", str(app_dir / "state")], free_port()
+    agent = AgentProcess(app_dir, port, args, agent_env)
+    tail: subprocess.Popen[str] | None = None
+    shown: list[str] = []
+    try:
+        wait_http(agent.url + "/healthz")
+        tail = subprocess.Popen(
+            [sys.executable, "-m", "fastmango.cli", "logs", "--url", agent.url, "--tail",
+             "--json"],
+            cwd=app_dir, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env=agent_env,
+        )  # fmt: skip
+        out = tail.stdout
+        assert out is not None
+        threading.Thread(target=lambda: shown.extend(iter(out.readline, "")), daemon=True).start()
+
+        def write(word: str) -> None:
+            with log.open("a") as f:
+                f.write(f"2024-01-02T10:00:00Z INFO app: line {word}\n")
+
+        def seen(word: str) -> bool:
+            return any(f"line {word}" in s for s in shown)
+
+        time.sleep(1)  # the tail is connected
+        write("one")
+        wait_for(lambda: seen("one"), 20, "line one tailed")
+        agent.stop()
+        write("two")  # while the agent is down
+        agent = AgentProcess(app_dir, port, args, agent_env)
+        wait_http(agent.url + "/healthz")
+        write("three")
+        wait_for(lambda: seen("two") and seen("three"), 30, "lines two and three tailed")
+    finally:
+        if tail is not None:
+            tail.send_signal(signal.SIGINT)
+            _out, err = tail.communicate(timeout=10)
+        agent.stop()
+    texts = [json.loads(s)["text"] for s in shown]
+    assert [t.rsplit(" ", 1)[1] for t in texts] == ["one", "two", "three"]  # once each
+    assert "went away" in err and "reconnected" in err

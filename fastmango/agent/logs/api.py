@@ -22,7 +22,7 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from fastapi import Depends, FastAPI, HTTPException, Query
+from fastapi import Depends, FastAPI, Header, HTTPException, Query
 from fastapi.responses import StreamingResponse
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 from pydantic import BaseModel, Field
@@ -83,6 +83,10 @@ def compile_query(q: str) -> Node | None:
         return parse_query(q)
     except QueryError as exc:
         raise HTTPException(400, f"bad query {exc}") from None
+
+
+#: lines a reconnecting live tail (``Last-Event-ID``) is sent from what it missed
+RESUME_MAX = 1000
 
 
 def mount(app: FastAPI, agent: Any) -> None:
@@ -149,35 +153,47 @@ def mount(app: FastAPI, agent: Any) -> None:
         summary="Server-Sent Events: matching lines as they are indexed",
     )
     async def tail(
-        q: Q = "", backlog: Annotated[int, Query(ge=0, le=1000)] = 0
+        q: Q = "",
+        backlog: Annotated[int, Query(ge=0, le=1000)] = 0,
+        last_event_id: Annotated[
+            str | None,
+            Header(description="Resume after this line id (an SSE client's reconnect)"),
+        ] = None,
     ) -> AsyncIterator[ServerSentEvent]:
         from fastmango.agent.logs import search as s
 
         svc = service()
         node = compile_query(q)
+        after = int(last_event_id) if last_event_id and last_event_id.isdigit() else None
         sub = svc.subscribe(node)
         try:
             yield ServerSentEvent(data={"time": time.time(), "query": q}, event="hello", retry=2000)
-            if backlog:
+            seen = after or 0
+            if backlog or after is not None:
                 assert svc.index is not None
                 index = svc.index
-
                 budget = s.Budget(seconds=svc.cfg.query_timeout)
+                # a reconnect gets what it missed (up to RESUME_MAX), else the newest few
+                want = RESUME_MAX if after is not None else backlog
 
                 def newest() -> list[dict[str, Any]]:
                     out = []
                     for line in s.lines(index, s.Plan.of(node), True, budget):
+                        if line.id <= seen:
+                            break
                         out.append(line.as_dict())
-                        if len(out) >= backlog:
+                        if len(out) >= want:
                             break
                     return out[::-1]
 
-                seen = 0
-                for d in await run_in_threadpool(newest):
+                missed = await run_in_threadpool(newest)
+                if after is not None and len(missed) >= want:
+                    # more than a reconnect replays: said as for a client that fell behind
+                    why = f"missed while reconnecting; the newest {want} follow"
+                    yield ServerSentEvent(data={"dropped": "older", "why": why}, event="dropped")
+                for d in missed:
                     seen = d["id"]
                     yield ServerSentEvent(data=d, event="line", id=str(d["id"]))
-            else:
-                seen = 0
             while True:
                 try:
                     line = await asyncio.wait_for(sub.queue.get(), 15)
@@ -192,7 +208,10 @@ def mount(app: FastAPI, agent: Any) -> None:
                     if ln.id > seen:
                         yield ServerSentEvent(data=ln.as_dict(), event="line", id=str(ln.id))
                 if sub.dropped:
-                    yield ServerSentEvent(data={"dropped": sub.dropped}, event="dropped")
+                    yield ServerSentEvent(
+                        data={"dropped": sub.dropped, "why": "the client fell behind"},
+                        event="dropped",
+                    )
                     sub.dropped = 0
         finally:
             svc.unsubscribe(sub)
