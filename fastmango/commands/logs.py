@@ -116,6 +116,14 @@ def logs(
     if ctx.invoked_subcommand is not None:  # fastmango logs purge …
         ctx.obj["logs_url"] = url
         return
+    if follow and export:
+        raise click.UsageError("--tail and --export go one at a time: follow, or write out")
+    if (fleet or count) and (follow or export):
+        raise click.UsageError("--fleet and --count are for a search, not --tail or --export")
+    if follow and (since or until):
+        raise click.UsageError("--tail follows from now: --since/--until go with a search")
+    if (fmt != "jsonl" or output is not None) and not export:
+        raise click.UsageError("--format and -o/--output go with --export")
     colour = sys.stdout.isatty() and not as_json
     if export:
         _export(ctx, url, load, query or "", since, until, fmt, output)

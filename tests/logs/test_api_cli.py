@@ -307,3 +307,15 @@ def test_tail_waits_for_a_restarted_agent_and_resumes(
     texts = [json.loads(s)["text"] for s in shown]
     assert [t.rsplit(" ", 1)[1] for t in texts] == ["one", "two", "three"]  # once each
     assert "went away" in err and "reconnected" in err
+
+
+def test_cli_refuses_options_that_do_not_go_together(app_dir: Path) -> None:
+    for args, problem in [
+        (["--tail", "--export"], "--tail and --export"),
+        (["--tail", "--since", "1h"], "--tail follows from now"),
+        (["--export", "--count"], "--fleet and --count"),
+        (["-o", "out.csv"], "go with --export"),
+        (["--format", "csv", "-s", "x"], "go with --export"),
+    ]:
+        p = cli(app_dir, *args)
+        assert p.returncode == 2 and problem in p.stderr, (args, p.stderr)
