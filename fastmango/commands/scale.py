@@ -2,10 +2,13 @@
 
     fastmango scale --env=production --min=2 --max=10 --cpu=70% [--rps=150] [--p95=200ms]
         [--gpu=80%] [--schedule 'Mon-Fri 08:00-20:00 Europe/Berlin min=1; otherwise 0']
-        [--predictive/--no-predictive] [--dry-run]
+        [--predictive/--no-predictive] [--dry-run/--no-dry-run]
     fastmango scale status [--env=production] [--json]
 
-The policy is stored in the running agent's state (through its API, audited).
+The options given change the environment's policy; the rest of it stays as it was
+(``fastmango scale --min 3`` keeps the targets; ``--rps off`` drops one). With no
+option at all, ``fastmango scale`` shows the status. The policy is stored in the
+running agent's state (through its API, audited).
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ def _policy(opts: dict[str, Any], production: bool) -> dict[str, Any]:
         parse_percent,
     )
 
+    opts = {k: (None if _is_off(v) else v) for k, v in opts.items()}
     try:
         targets = Targets(
             cpu=parse_percent(opts["cpu"], "--cpu") if opts["cpu"] else None,
@@ -57,6 +61,46 @@ def _policy(opts: dict[str, Any], production: bool) -> dict[str, Any]:
     return policy.to_dict()
 
 
+def _is_off(v: Any) -> bool:
+    return isinstance(v, str) and v.strip().lower() in ("off", "none")
+
+
+#: the options that make up a policy (a parameter's name as click passes it)
+POLICY_OPTS = ("min_", "max_", "cpu", "rps", "p95", "gpu", "schedule", "predictive", "dry_run",
+               "startup", "down_window", "up_pods", "up_percent", "tolerance")  # fmt: skip
+
+
+def _given(ctx: click.Context) -> set[str]:
+    """The policy options the user gave (on the command line or in the environment)."""
+    from click.core import ParameterSource
+
+    said = (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)
+    return {n for n in POLICY_OPTS if ctx.get_parameter_source(n) in said}
+
+
+def _opts_of(p: dict[str, Any]) -> dict[str, Any]:
+    """The options that give policy ``p`` (what :func:`_policy` reads): the base a change
+    of some of them applies to."""
+    t, b = p["targets"], p["behavior"]
+    up = {r["type"]: r["value"] for r in b["scale_up"]["policies"]}
+    return {
+        "min_": p["min"],
+        "max_": p["max"],
+        "cpu": None if t.get("cpu") is None else f"{t['cpu']:g}%",
+        "rps": None if t.get("rps") is None else f"{t['rps']:g}",
+        "p95": None if t.get("p95") is None else f"{t['p95'] * 1000:g}ms",
+        "gpu": None if t.get("gpu") is None else f"{t['gpu']:g}%",
+        "schedule": p.get("schedule"),
+        "predictive": p["predictive"]["enabled"],
+        "dry_run": p.get("dry_run", False),
+        "startup": p.get("startup", 60.0),
+        "down_window": b["scale_down"]["stabilization"],
+        "up_pods": up.get("Pods", 4),
+        "up_percent": up.get("Percent", 100),
+        "tolerance": b["scale_up"]["tolerance"],
+    }
+
+
 def _duration(ctx: click.Context, param: click.Parameter, value: Any) -> float | None:
     from fastmango.agent.settings_base import parse_duration
 
@@ -79,7 +123,8 @@ def _duration(ctx: click.Context, param: click.Parameter, value: Any) -> float |
 @click.option("--schedule", help="e.g. 'Mon-Fri 08:00-20:00 Europe/Berlin min=1; otherwise 0'.")
 @click.option("--predictive/--no-predictive", default=None,
               help="Forecast the coming peak (default: on for production).")  # fmt: skip
-@click.option("--dry-run", is_flag=True, help="Record decisions, never apply them.")
+@click.option("--dry-run/--no-dry-run", default=False,
+              help="Record decisions, never apply them.")  # fmt: skip
 @click.option("--startup", default="60s", callback=_duration, show_default=True,
               help="Time from a scale call to a serving instance.")  # fmt: skip
 @click.option("--scale-down-window", "down_window", default=None, callback=_duration,
@@ -96,7 +141,9 @@ def _duration(ctx: click.Context, param: click.Parameter, value: Any) -> float |
 @click.pass_context
 def scale(ctx: click.Context, /, env: str, min_: int, max_: int, remove: bool, url: str | None,
           reason: str, **opts: Any) -> None:  # fmt: skip
-    """Set the scaling policy of an environment (or see it: `fastmango scale status`)."""
+    """Set the scaling policy of an environment: the options given change it, the rest
+    stays (with none, show the status, as `fastmango scale status`). A target, or the
+    schedule, set to `off` is dropped."""
     if ctx.invoked_subcommand is not None:
         return
     from fastmango.agent.client import agent_request
@@ -105,10 +152,22 @@ def scale(ctx: click.Context, /, env: str, min_: int, max_: int, remove: bool, u
         agent_request(ctx, "DELETE", f"/api/scaling/policy/{env}", url, load)
         click.echo(f"removed the scaling policy of {env}")
         return
+    from click.core import ParameterSource
+
+    given = _given(ctx)
+    if not given:  # nothing to change: what is it now?
+        named = ctx.get_parameter_source("env") == ParameterSource.COMMANDLINE
+        ctx.invoke(status, env=env if named else None, as_json=False, url=url)
+        return
     settings = load(ctx).settings
     cfg = settings.environments.get(env)
     production = cfg.is_production(env) if cfg is not None else env.startswith("prod")
-    body = _policy({**opts, "min": min_, "max": max_}, production)
+    now = agent_request(ctx, "GET", "/api/scaling", url, load)["environments"].get(env)
+    base = _opts_of(now["policy"]) if now else {}
+    mine = {"min_": min_, "max_": max_, **opts}
+    merged = {k: (mine[k] if k in given or k not in base else base[k]) for k in mine}
+    merged["min"], merged["max"] = merged.pop("min_"), merged.pop("max_")
+    body = _policy(merged, production)
     body["reason"] = reason
     answer = agent_request(ctx, "PUT", f"/api/scaling/policy/{env}", url, load, json=body)
     click.echo(f"{env}: {_describe(answer['policy'])}")
