@@ -130,7 +130,10 @@ def test_scaling_page(agent: Any, browser: Any) -> None:
         )
         # set a policy for another environment from the page (audited like the CLI)
         form = page.locator('[data-card="new-policy"] form')
+        form.locator('input[name="env"]').fill("production-eu")  # predictive by default
+        assert form.locator('input[name="predictive"]').is_checked()
         form.locator('input[name="env"]').fill("staging")
+        assert not form.locator('input[name="predictive"]').is_checked()
         form.locator('input[name="min"]').fill("0")
         form.locator('input[name="max"]').fill("3")
         form.locator('input[name="schedule"]').fill(

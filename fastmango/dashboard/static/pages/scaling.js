@@ -51,6 +51,13 @@
     };
     f.predictive.checked = p ? !!(p.predictive && p.predictive.enabled) : false;
     f.dry.checked = p ? !!p.dry_run : false;
+    if (!p) {  // a new policy: predictive on by default for production, as the CLI does
+      let touched = false;
+      f.predictive.addEventListener('change', () => { touched = true; });
+      f.env.addEventListener('input', () => {
+        if (!touched) f.predictive.checked = /^prod/i.test(f.env.value.trim());
+      });
+    }
     async function submit(ev) {
       ev.preventDefault();
       const name = f.env.value.trim();
