@@ -270,14 +270,7 @@ def clairvoyant_margin_bound(
     (a perfect forecast of the level, not of each minute's noise). If even this cannot
     reach a risk target within a budget, no causal forecaster sized the same way can.
     None when no margin fits the budget."""
-    n = len(demand)
-    prefix = [0.0]
-    for d in demand:
-        prefix.append(prefix[-1] + d)
-    known = []
-    for m in range(n):
-        lo, hi = max(0, m - half_window), min(n, m + half_window + 1)
-        known.append((prefix[hi] - prefix[lo]) / (hi - lo))
+    known = local_means(demand, half_window)
     best: Bound | None = None
     for margin in margins:
         b = _margin_run(demand, known, capacity, margin, slo)
@@ -286,3 +279,215 @@ def clairvoyant_margin_bound(
         if best is None or b.risk_minutes <= best.risk_minutes:
             best = b
     return best
+
+
+# -- a variance-aware reachability bound -------------------------------------------------
+#: how the noise scale s(μ) of the load around its local mean μ is known:
+#: ``poisson`` √μ (counting noise; its constant goes into k), ``binned`` the empirical
+#: std of load − μ among the minutes whose μ falls in the same level bin (equal-count
+#: bins), ``local`` the std of the window itself (knows the coming minutes' spread too)
+NOISE_SCALES = ("poisson", "binned", "local")
+NOISE_KS = tuple(round(0.01 * i, 2) for i in range(801))  # k = 0 … 8
+
+
+@dataclass(frozen=True)
+class NoiseBound:
+    """What sizing each minute as ``need(μ + k·s)`` reaches: μ the mean load of minutes
+    m ± half_window (known in advance), s the noise scale of kind ``scale``; its SLO-risk
+    minutes and replica-hours (with ``startup`` seconds charged per launch)."""
+
+    scale: str
+    k: float
+    risk_minutes: int
+    replica_hours: float
+    margin: float = 1.0  # sizes need(margin·μ + k·s) (known_level_bound)
+
+
+def local_means(demand: Sequence[float], half_window: int = 2) -> list[float]:
+    """The mean load of minutes m − half_window … m + half_window (cut at the ends)."""
+    n = len(demand)
+    prefix = [0.0]
+    for d in demand:
+        prefix.append(prefix[-1] + d)
+    out = []
+    for m in range(n):
+        lo, hi = max(0, m - half_window), min(n, m + half_window + 1)
+        out.append((prefix[hi] - prefix[lo]) / (hi - lo))
+    return out
+
+
+def noise_scales(
+    demand: Sequence[float],
+    levels: Sequence[float],
+    scale: str,
+    *,
+    bins: int = 20,
+    half_window: int = 2,
+) -> list[float]:
+    """Per minute, the noise scale s of the load around ``levels`` (see NOISE_SCALES)."""
+    n = len(demand)
+    if scale == "poisson":
+        return [math.sqrt(max(mu, 0.0)) for mu in levels]
+    if scale == "local":
+        out = []
+        for m in range(n):
+            window = demand[max(0, m - half_window) : min(n, m + half_window + 1)]
+            mu = sum(window) / len(window)
+            out.append(math.sqrt(sum((d - mu) ** 2 for d in window) / len(window)))
+        return out
+    if scale != "binned":
+        raise ValueError(f"noise scale {scale!r}: expected one of {', '.join(NOISE_SCALES)}")
+    order = sorted(range(n), key=lambda i: levels[i])
+    out = [0.0] * n
+    for b in range(max(1, min(bins, n))):
+        idx = order[b * n // bins : (b + 1) * n // bins]
+        if not idx:
+            continue
+        resid = [demand[i] - levels[i] for i in idx]
+        mean = sum(resid) / len(resid)
+        std = math.sqrt(sum((r - mean) ** 2 for r in resid) / len(resid))
+        for i in idx:
+            out[i] = std
+    return out
+
+
+def _sized_run(demand: Sequence[float], sizes: Sequence[float], capacity: float, slo: float,
+               startup: float) -> tuple[int, float]:  # fmt: skip
+    risk = 0
+    minutes = 0.0
+    prev: int | None = None
+    for d, s in zip(demand, sizes, strict=True):
+        n = need(s, capacity, slo)
+        minutes += n
+        if prev is not None and n > prev:
+            minutes += (n - prev) * startup / 60
+        prev = n
+        risk += d > slo * n * capacity
+    return risk, minutes / 60
+
+
+def noise_aware_bound(
+    demand: Sequence[float],
+    capacity: float,
+    *,
+    replica_hours: float,
+    slo: float = 0.9,
+    half_window: int = 2,
+    scale: str = "binned",
+    startup: float = 0.0,
+    ks: Sequence[float] = NOISE_KS,
+) -> NoiseBound | None:
+    """The fewest SLO-risk minutes within ``replica_hours`` for a policy that knows the
+    future mean load μ of minutes m ± half_window and sizes minute m as
+    ``need(μ + k·s)``, s the noise scale of kind ``scale`` (see NOISE_SCALES), k swept
+    over ``ks``: spare in proportion to the noise at that level, not to the level (a
+    multiplicative margin wastes hours at high load and under-covers at low load, where
+    relative noise is larger). ``startup`` seconds are charged per instance launched over
+    the previous minute's count (0: an optimistic figure). Hours grow and risk falls
+    with k, so the best is the largest k within the budget. None when k = ks[0] is over
+    the budget already."""
+    levels = local_means(demand, half_window)
+    spread = noise_scales(demand, levels, scale, half_window=half_window)
+    return _largest_k(demand, levels, spread, capacity, replica_hours, slo, startup, ks,
+                      scale)  # fmt: skip
+
+
+def _sizer(demand: Sequence[float], levels: Sequence[float], spread: Sequence[float],
+           capacity: float, slo: float, startup: float, scale: str,
+           margin: float = 1.0) -> Callable[[float], NoiseBound]:  # fmt: skip
+    """k → what sizing each minute as ``need(margin·level + k·spread)`` reaches."""
+
+    def at(k: float) -> NoiseBound:
+        sizes = [margin * mu + k * s for mu, s in zip(levels, spread, strict=True)]
+        risk, hours = _sized_run(demand, sizes, capacity, slo, startup)
+        return NoiseBound(scale, k, risk, hours, margin)
+
+    return at
+
+
+def _largest_k(demand: Sequence[float], levels: Sequence[float], spread: Sequence[float],
+               capacity: float, budget: float, slo: float, startup: float,
+               ks: Sequence[float], scale: str,
+               margin: float = 1.0) -> NoiseBound | None:  # fmt: skip
+    at = _sizer(demand, levels, spread, capacity, slo, startup, scale, margin)
+    lo, hi = 0, len(ks) - 1
+    best = at(ks[0])
+    if best.replica_hours > budget:
+        return None
+    while lo < hi:  # the largest index whose hours fit
+        mid = (lo + hi + 1) // 2
+        b = at(ks[mid])
+        if b.replica_hours <= budget:
+            lo, best = mid, b
+        else:
+            hi = mid - 1
+    return best
+
+
+KNOWN_LEVEL_MARGINS = tuple(round(1 + 0.02 * i, 2) for i in range(41))  # ×1 … ×1.8
+
+
+def known_level_bound(
+    demand: Sequence[float],
+    levels: Sequence[float],
+    capacity: float,
+    *,
+    replica_hours: float,
+    slo: float = 0.9,
+    startup: float = 0.0,
+    margins: Sequence[float] = KNOWN_LEVEL_MARGINS,
+    ks: Sequence[float] = NOISE_KS,
+) -> NoiseBound | None:
+    """The fewest SLO-risk minutes within ``replica_hours`` for a policy told ``levels``
+    (e.g. a synthetic trace's exact calendar level times the burst multiplier as the load
+    showed it two minutes earlier: all a forecaster could learn) that sizes each minute as
+    ``need(margin·level + k·√level)``, both swept (spare for multiplicative jumps and for
+    counting noise). None when nothing fits the budget."""
+    spread = [math.sqrt(max(v, 0.0)) for v in levels]
+    best: NoiseBound | None = None
+    for margin in margins:
+        b = _largest_k(demand, levels, spread, capacity, replica_hours, slo, startup, ks,
+                       "poisson", margin)  # fmt: skip
+        if b is None:
+            break
+        if best is None or b.risk_minutes < best.risk_minutes:
+            best = b
+    return best
+
+
+def noise_aware_cost(
+    demand: Sequence[float],
+    capacity: float,
+    *,
+    risk_minutes: int,
+    slo: float = 0.9,
+    half_window: int = 2,
+    scale: str = "binned",
+    startup: float = 0.0,
+    ks: Sequence[float] = NOISE_KS,
+) -> NoiseBound | None:
+    """The other side of :func:`noise_aware_bound`: the cheapest ``need(μ + k·s)`` sizing
+    that keeps SLO-risk minutes ≤ ``risk_minutes`` (the smallest such k), i.e. the hours
+    a goal on risk costs even knowing the coming mean load. None when k = ks[-1] misses."""
+    levels = local_means(demand, half_window)
+    spread = noise_scales(demand, levels, scale, half_window=half_window)
+    at = _sizer(demand, levels, spread, capacity, slo, startup, scale)
+    best = at(ks[-1])
+    if best.risk_minutes > risk_minutes:
+        return None
+    lo, hi = 0, len(ks) - 1
+    while lo < hi:  # the smallest index whose risk fits
+        mid = (lo + hi) // 2
+        b = at(ks[mid])
+        if b.risk_minutes <= risk_minutes:
+            hi, best = mid, b
+        else:
+            lo = mid + 1
+    return best
+
+
+def target_hours(demand: Sequence[float], capacity: float, utilization: float) -> float:
+    """Replica-hours of ``ceil(load / (utilization × capacity))`` instances each minute
+    (at least one), with perfect timing: what a reactive leg at that target spends
+    before any lag, start-up or scale-down window."""
+    return sum(need(d, capacity, utilization) for d in demand) / 60

@@ -196,6 +196,101 @@ def test_clairvoyant_margin_bound() -> None:
     assert simulator.clairvoyant_margin_bound(demand, 10.0, replica_hours=1 / 60) is None
 
 
+# -- the variance-aware bound ---------------------------------------------------------------
+SPIKE = [9.0, 9.0, 27.0, 9.0, 9.0]  # instances of 9 req/s at the SLO line: 1, 1, 3, 1, 1
+
+
+def test_local_means_and_noise_scales() -> None:
+    assert simulator.local_means([1.0, 2.0, 3.0, 4.0, 5.0], 1) == [1.5, 2.0, 3.0, 4.0, 4.5]
+    levels = simulator.local_means(SPIKE, 1)
+    assert levels == [9.0, 15.0, 15.0, 15.0, 9.0]
+    assert simulator.noise_scales(SPIKE, levels, "poisson") == pytest.approx(
+        [3.0, 15**0.5, 15**0.5, 15**0.5, 3.0]
+    )
+    # the window's own spread: 0 where it holds only 9s, √72 where it holds the spike
+    assert simulator.noise_scales(SPIKE, levels, "local", half_window=1) == pytest.approx(
+        [0.0, 72**0.5, 72**0.5, 72**0.5, 0.0]
+    )
+    # residual std per level bin (equal-count bins): ±1 around 2, ±2 around 12
+    binned = simulator.noise_scales([1.0, 3.0, 10.0, 14.0], [2.0, 2.0, 12.0, 12.0], "binned",
+                                    bins=2)  # fmt: skip
+    assert binned == pytest.approx([1.0, 1.0, 2.0, 2.0])
+    with pytest.raises(ValueError, match="expected one of poisson, binned, local"):
+        simulator.noise_scales(SPIKE, levels, "gauss")
+
+
+@pytest.mark.parametrize(
+    ("budget", "startup", "k", "risk", "minutes"),
+    [
+        # μ = 15 around the spike: 15 + k√15 needs 3 instances from k = 0.78; k = 0.77
+        # is the most that fits 10 minutes (2 a minute) and leaves the spike at risk
+        (10, 0.0, 0.77, 1, 10),
+        # 13 minutes buy 3 around the spike and 2 elsewhere, up to k = 3.0 (9 + 3·3 = 18
+        # still needs 2); none at risk
+        (13, 0.0, 3.0, 0, 13),
+        # launches charged 60 s each: k = 0 (1, 2, 2, 2, 1) is 8 minutes + 1 launch
+        (9, 60.0, 0.0, 1, 9),
+    ],
+)
+def test_noise_aware_bound(budget: int, startup: float, k: float, risk: int,
+                           minutes: int) -> None:  # fmt: skip
+    b = simulator.noise_aware_bound(SPIKE, 10.0, replica_hours=budget / 60, half_window=1,
+                                    scale="poisson", startup=startup)  # fmt: skip
+    assert b is not None
+    assert (b.k, b.risk_minutes) == (pytest.approx(k), risk)
+    assert b.replica_hours == pytest.approx(minutes / 60)
+    # under k = 0's cost there is nothing to size
+    assert simulator.noise_aware_bound(SPIKE, 10.0, replica_hours=7 / 60, half_window=1) is None
+
+
+def test_noise_aware_cost() -> None:
+    # no risk minute costs k = 0.78 (13 minutes); one allowed costs nothing over k = 0
+    c = simulator.noise_aware_cost(SPIKE, 10.0, risk_minutes=0, half_window=1, scale="poisson")
+    assert c is not None and (c.k, c.risk_minutes) == (pytest.approx(0.78), 0)
+    assert c.replica_hours == pytest.approx(13 / 60)
+    c = simulator.noise_aware_cost(SPIKE, 10.0, risk_minutes=1, half_window=1, scale="poisson")
+    assert c is not None and (c.k, c.replica_hours) == (0.0, pytest.approx(8 / 60))
+    # a 20× spike in a flat minute is beyond any k ≤ 8 of its window's noise
+    spike = [9.0] * 5 + [2000.0] + [9.0] * 5
+    assert simulator.noise_aware_cost(spike, 10.0, risk_minutes=0, scale="binned") is None
+
+
+def test_noise_aware_beats_a_margin_where_noise_differs_by_level() -> None:
+    # a noisy low level (±50 %) and a quiet high one (±2 %): a multiplicative margin that
+    # covers the low level's noise wastes instances at the high level
+    low, high = [6.0, 12.0, 9.0, 4.5, 13.5] * 12, [89.0, 91.0, 90.0, 92.0, 88.0] * 12
+    demand = low + high + low + high
+    m = simulator.clairvoyant_margin_bound(demand, 10.0, replica_hours=27.0)
+    v = simulator.noise_aware_bound(demand, 10.0, replica_hours=27.0, scale="binned")
+    assert m is not None and v is not None
+    assert (m.risk_minutes, v.risk_minutes) == (7, 0)
+    assert v.replica_hours <= 27.0
+
+
+@pytest.mark.parametrize(
+    ("levels", "budget", "risk", "minutes"),
+    [
+        # told a flat 9 (blind to the spike): any spare up to 2 instances leaves it at risk
+        ([9.0] * 5, 10, 1, 10),
+        # 3 instances a minute cover it (×1.8 + k·√9 ≥ 18.01): no risk, 15 minutes
+        ([9.0] * 5, 15, 0, 15),
+        # told the spike: 1, 1, 3, 1, 1 instances, no spare needed
+        (SPIKE, 7, 0, 7),
+    ],
+)
+def test_known_level_bound(levels: list[float], budget: int, risk: int, minutes: int) -> None:
+    b = simulator.known_level_bound(SPIKE, levels, 10.0, replica_hours=budget / 60)
+    assert b is not None and b.risk_minutes == risk
+    assert b.replica_hours == pytest.approx(minutes / 60)
+    assert simulator.known_level_bound(SPIKE, levels, 10.0, replica_hours=4 / 60) is None
+
+
+def test_target_hours() -> None:
+    # 9 req/s is one instance at 90 %, 9.1 is two; an idle minute still has one
+    assert simulator.target_hours([9.0, 9.1, 0.0], 10.0, 0.9) == pytest.approx(4 / 60)
+    assert simulator.target_hours([9.0, 9.1, 0.0], 10.0, 0.7) == pytest.approx(5 / 60)
+
+
 def test_bench_smoke(tmp_path: Path) -> None:
     trace = tmp_path / "synthetic.csv"
     vals = synthetic(3, seed=7, base=20.0)
@@ -214,13 +309,71 @@ def test_bench_smoke(tmp_path: Path) -> None:
     res = data["results"][0]
     assert set(res["policies"]) == {"static max", "HPA 70%", "fastmango", "oracle"}
     assert set(res["bounds"]) >= {"risk_target_minutes", "causal_margin",
-                                  "clairvoyant_risk_minutes_at_1.25_oracle"}  # fmt: skip
+                                  "clairvoyant_risk_minutes_at_1.25_oracle", "budget_hours",
+                                  "noise_aware", "risk_goal_in_budget", "hpa70_window_hours",
+                                  "target70_rounding_hours"}  # fmt: skip
+    b = res["bounds"]
+    hpa70 = res["policies"]["HPA 70%"]["replica_hours"]
+    oracle = res["policies"]["oracle"]["replica_hours"]
+    assert b["budget_hours"] == pytest.approx(min(hpa70, 1.25 * oracle))
+    for scale in ("poisson", "binned", "local"):
+        row = b["noise_aware"][scale]
+        if row["replica_hours"] is not None:
+            assert row["replica_hours"] <= b["budget_hours"]
+        if row["risk_minutes_boot"] is not None:  # charging launches never helps
+            assert row["risk_minutes_boot"] >= row["risk_minutes"]
+    assert b["risk_goal_in_budget"] in ("reachable", "only if launches were free", "out of reach")
+    assert "Variance-aware clairvoyant bound" not in out.stdout  # --json: figures only
     assert res["policies"]["oracle"]["risk_pct"] == 0
     for p in res["policies"].values():
         assert p["replica_hours"] >= res["policies"]["oracle"]["replica_hours"] * 0.999
     assert Path(res["png"]).stat().st_size > 10_000
     assert "fewer" not in out.stderr  # progress only
     assert "[bench]" in out.stderr
+
+
+def test_bench_synthetic_bounds(tmp_path: Path) -> None:
+    """--synthetic adds the known-level bound: told the generator's calendar level and the
+    burst multiplier of two minutes earlier; --budget-variant picks a calibration quantile
+    on a held-out tail within HPA 70 %'s hours there; the tables print both."""
+    import importlib.util
+
+    root = Path(__file__).resolve().parents[2]
+    out = subprocess.run(
+        [sys.executable, "bench/scaling.py", "--synthetic", "1", "--test-days", "1",
+         "--no-sweep", "--estimators", "20", "--json", "--jobs", "1", "--budget-variant",
+         "--png-dir", str(tmp_path)],
+        capture_output=True, text=True, timeout=120, check=True, cwd=root,
+    )  # fmt: skip
+    res = json.loads(out.stdout)["results"][0]
+    b = res["bounds"]
+    assert res["trace"] == "synthetic_1.csv"
+    for key in ("known_level", "known_level_boot", "burst_onsets_known"):
+        assert b[key]["replica_hours"] <= b["budget_hours"]
+        assert b[key]["risk_minutes"] >= 0
+    assert b["known_level_reaches_target"] == (
+        b["known_level"]["risk_minutes"] <= b["risk_target_minutes"]
+    )
+    spec = importlib.util.spec_from_file_location("bench_scaling", root / "bench/scaling.py")
+    assert spec is not None and spec.loader is not None
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    text = bench.variance_tables([res])
+    assert "Variance-aware clairvoyant bound" in text and "Synthetic traces" in text
+    assert "synthetic_1.csv" in text
+    info = res["budget_variant"]
+    assert [t["quantile"] for t in info["tail"]] == list(bench.BUDGET_QUANTILES)
+    fits = [t["quantile"] for t in info["tail"]
+            if t["replica_hours"] <= info["tail_hpa70"]["replica_hours"]]  # fmt: skip
+    assert info["quantile"] == (max(fits) if fits else None)
+    assert (bench.BUDGET in res["policies"]) == (info["quantile"] is not None)
+    assert "Same budget as HPA 70 %" in bench.budget_table([res])
+    # the generator's levels are what the CSV was drawn around
+    calendar, mult, counts = bench.synthetic_minutes(1)
+    assert len(calendar) == len(mult) == len(counts) == 28 * 1440
+    assert min(mult) == 1.0 and max(mult) <= 4.0
+    total = sum(c * m for c, m in zip(calendar, mult, strict=True))
+    assert sum(counts) == pytest.approx(total, rel=0.01)
 
 
 def simulator_ts(t: float) -> str:
