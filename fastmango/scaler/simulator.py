@@ -223,13 +223,8 @@ CLAIRVOYANT_MARGINS = tuple(round(1 + 0.01 * i, 2) for i in range(301))  # Ã—1 â
 
 def _margin_run(demand: Sequence[float], known: Sequence[float], capacity: float,
                 margin: float, slo: float) -> Bound:  # fmt: skip
-    risk = 0
-    total = 0
-    for d, k in zip(demand, known, strict=True):
-        n = need(k * margin, capacity, slo)
-        total += n
-        risk += d > slo * n * capacity
-    return Bound(margin, risk, total / 60)
+    risk, hours = _sized_run(demand, [k * margin for k in known], capacity, slo, 0.0)
+    return Bound(margin, risk, hours)
 
 
 def causal_margin_bound(

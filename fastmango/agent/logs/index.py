@@ -148,7 +148,10 @@ def _decompress(data: bytes) -> bytes:
 
 
 def decode_block(first_id: int, data: bytes) -> Block:
-    raw = _decompress(data)
+    return _decode_raw(first_id, _decompress(data))
+
+
+def _decode_raw(first_id: int, raw: bytes) -> Block:
     n, _nb = _HEAD.unpack_from(raw, 0)
     pos = _HEAD.size
     ts = array("d")
@@ -529,11 +532,24 @@ class LogIndex:
         )
 
     def block(self, first_id: int, data: bytes | None = None) -> Block:
+        b = self._block(first_id, data, None)
+        assert b is not None  # (None only when a needle is missing)
+        return b
+
+    def block_holding(self, first_id: int, needle: bytes) -> Block | None:
+        """The block, if its bytes lower-cased (ASCII) hold ``needle``; else None, known
+        from the decompressed bytes without decoding its lines one by one."""
+        return self._block(first_id, None, needle)
+
+    def _block(self, first_id: int, data: bytes | None, needle: bytes | None) -> Block | None:
         with self._cache_lock:
             b = self._blocks_cache.get(first_id)
             if b is not None:
                 self._blocks_cache.move_to_end(first_id)
-                return b
+        if b is not None:
+            if needle is not None and not any(needle in t.lower().encode() for t in b.texts):
+                return None
+            return b
         if data is None:
             row = (
                 self._reader()
@@ -543,23 +559,15 @@ class LogIndex:
             if row is None:
                 raise KeyError(first_id)
             data = row[0]
-        b = decode_block(first_id, data)
+        raw = _decompress(data)
+        if needle is not None and needle not in raw.lower():
+            return None
+        b = _decode_raw(first_id, raw)
         with self._cache_lock:
             self._blocks_cache[first_id] = b
             while len(self._blocks_cache) > 16:
                 self._blocks_cache.popitem(last=False)
         return b
-
-    def block_holds(self, first_id: int, needle: bytes) -> bool:
-        """Whether the block's bytes, lower-cased (ASCII), hold ``needle``: decompressed,
-        not decoded line by line (a block already decoded is asked as is)."""
-        with self._cache_lock:
-            b = self._blocks_cache.get(first_id)
-        if b is not None:
-            return any(needle in t.lower().encode() for t in b.texts)
-        row = self._reader().execute("SELECT data FROM blocks WHERE first_id=?", (first_id,))
-        found = row.fetchone()
-        return found is not None and needle in _decompress(found[0]).lower()
 
     def block_of(self, row_id: int) -> tuple[int, int]:
         r = (

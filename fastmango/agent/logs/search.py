@@ -107,9 +107,12 @@ def lines(
         for first, _last, _tmin, _tmax in index.blocks_in(lo, hi, plan.t0, plan.t1, newest_first):
             if budget is not None and not budget.alive():
                 return
-            if plan.prefilter is not None and not index.block_holds(first, plan.prefilter):
+            if plan.prefilter is None:
+                b = index.block(first)
+            elif (held := index.block_holding(first, plan.prefilter)) is not None:
+                b = held
+            else:
                 continue  # no line of this block can match
-            b = index.block(first)
             n = len(b.texts)
             for i in range(n - 1, -1, -1) if newest_first else range(n):
                 if not spend():
