@@ -22,6 +22,8 @@ def test_bench_logs_smoke(tmp_path: Path) -> None:
         "--runs",
         "1",
         "--no-live",
+        "--stage-lines",
+        "5000",
         "--json",
         "--keep",
         str(tmp_path),
@@ -36,3 +38,11 @@ def test_bench_logs_smoke(tmp_path: Path) -> None:
         assert q["fastmango_count"] == q["grep_count"] == q["rg_count"] > 0, (name, q)
     assert fig["queries"]["newest 100 common"]["lines"] == 100
     assert sum(fig["redactions"].values()) > 0
+    # where ingest time goes: every stage timed, beside a floor below it in total
+    st = fig["stages"]
+    assert st["events"] == 5000
+    stages = ("tail", "redact", "parse", "blocks", "index write", "index merge")
+    assert set(st["us_per_line"]) == set(st["floor_us_per_line"]) == set(stages)
+    assert all(st["us_per_line"][k] >= 0 and st["floor_us_per_line"][k] > 0 for k in stages)
+    assert 0 < st["floor_total_us"] < st["total_us"]
+    assert all(v > 0 for v in st["grouped_16_us_per_line"])
