@@ -172,7 +172,7 @@ summary = 'Queue {{ $labels.queue }} at {{ $value | humanizePercentage }} ("full
         timeout=30,
     )
     assert check.returncode == 0, check.stdout + check.stderr
-    assert "SUCCESS: 10 rules found" in check.stdout
+    assert "SUCCESS: 11 rules found" in check.stdout
     text = (app_dir / "rules.yml").read_text()
     assert "for: 1m30s" in text and "GpuTemperatureHigh" not in text
     assert (

@@ -68,6 +68,10 @@ def test_search_tail_export_cli(app_dir: Path, start_agent: Any, agent_env: dict
     metrics = httpx.get(url + "/metrics").text
     assert 'fastmango_log_redactions_total{rule="password_field"}' in metrics
     assert 'log_lines_per_minute{level="error"}' in metrics
+    # caught up: nothing of the file left to index, said per file and in /metrics
+    st = httpx.get(url + "/api/logs/status").json()
+    assert st["behind_bytes"] == 0 and [f["behind"] for f in st["files"]] == [0]
+    assert "fastmango_log_behind_bytes 0.0" in metrics
 
     env = dict(agent_env)
     # CLI search: plain when piped, oldest first, --count on stderr

@@ -44,6 +44,12 @@ def test_logs_page_search_levels_tail_chart(page: Any, start_agent: Any, tmp_pat
     rows.first.wait_for(timeout=15000)
     assert rows.count() == 3
     assert page.locator("tr[data-level=error] .lv-error").inner_text() == "ERROR"
+    # the index at a glance
+    page.wait_for_function(
+        "() => document.querySelector('[data-info=index]').innerText.includes('following 1 file')"
+    )
+    assert page.inner_text("[data-info=index]").startswith("Index: 3 lines")
+    assert page.locator("[data-info=behind]").count() == 0  # it keeps up
     # levels are coloured: error red, warn amber
     colour = page.eval_on_selector("tr[data-level=error] .lv", "e => getComputedStyle(e).color")
     assert colour not in ("rgb(0, 0, 0)", "")
@@ -106,3 +112,39 @@ def test_a_search_that_runs_out_of_time_says_so(
 
     p = cli(app, "--url", agent.url, "--search", "/connection reset/")
     assert p.returncode == 0 and "stopped early" in p.stderr and p.stdout == ""
+
+
+def test_logs_page_says_when_the_agent_falls_behind(
+    page: Any, start_agent: Any, tmp_path: Path
+) -> None:
+    """The app writes its log faster than the agent indexes it: the page says how much of
+    the file is not indexed yet; then the agent catches up, and no line is lost."""
+    import httpx
+
+    app = tmp_path / "app"
+    log = app / "app.log"
+    app.mkdir()
+    log.write_text("\n".join(LINES) + "\n")
+    write_config(app, [str(log)], multiline_timeout=0.1)
+    agent = start_agent("--state-dir", str(app / "state"), app_dir=app)
+    wait_for(lambda: count(agent.url, "") >= 3, 20, "lines indexed")
+    burst = 500_000  # ~80 MB at once: seconds of work for the agent, under one for us
+    pad = "x" * 100
+    with log.open("a") as f:
+        for k in range(0, burst, 10_000):
+            f.write("".join(
+                f"2024-01-02 10:01:00,000 INFO app.web: GET /orders/{i} status=200 {pad}\n"
+                for i in range(k, k + 10_000)
+            ))  # fmt: skip
+    page.goto(agent.url + "/#/logs")
+    behind = page.locator("[data-info=behind]")
+    behind.wait_for(timeout=20000)
+    assert "not indexed yet" in behind.inner_text() and "MiB" in behind.inner_text()
+
+    def caught_up() -> bool:
+        return (
+            int(httpx.get(agent.url + "/api/logs/status", timeout=10).json()["behind_bytes"]) == 0
+        )
+
+    wait_for(caught_up, 240, "the agent caught up")
+    assert count(agent.url, "") == 3 + burst

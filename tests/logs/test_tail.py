@@ -129,3 +129,19 @@ def test_partial_first_line_waits(tmp_path: Path) -> None:
     assert texts(t, clock) == ["no newline yet - now"]
     assert os.path.getsize(log) == t.checkpoints()[next(iter(t.streams))][1]
     t.close()
+
+
+def test_behind_counts_what_the_writer_is_ahead(tmp_path: Path) -> None:
+    log = tmp_path / "app.log"
+    write(log, "a1", "a2")
+    t, clock = make(tmp_path, "app.log", read_chunk=4)
+    texts(t, clock)  # opens the file, reads 4 bytes: "a1\na" (one line handed out)
+    (fp,) = t.streams
+    assert t.behind() == {fp: log.stat().st_size - 3}
+    while texts(t, clock):
+        pass
+    assert t.behind() == {fp: 0}  # caught up
+    write(log, "a3" * 10)
+    assert t.behind() == {fp: 21}  # written, not read yet
+    t.close()
+    assert t.behind() == {}  # nothing open

@@ -103,6 +103,15 @@ BUILTIN: dict[str, dict[str, Any]] = {
         "summary": "{{ $value | humanize }} error lines per minute",
         "description": "The app logs over 10 errors a minute.",
     },
+    "LogsBehind": {
+        "expr": "fastmango_log_behind_bytes > 100000000",
+        "for": 600,
+        "severity": "warning",
+        "summary": "{{ $value | humanize }}B of the app's logs not indexed yet",
+        "description": "The app writes its log files faster than the agent indexes them "
+        "(one core takes some 38,000 lines a second): nothing is lost, but searches, the "
+        "live tail and log alerts lag behind. Give the sidecar more CPU, or log less.",
+    },
 }
 
 DEFAULTS: dict[str, Any] = {

@@ -96,6 +96,9 @@ class LogsService:
         self.ingested = 0
         self.dropped = 0
         self._unstored: list[Batch] = []
+        #: bytes each followed file holds past what was indexed (by fingerprint), as of
+        #: the last read: replaced whole, so other threads read it without a lock
+        self.behind: dict[str, int] = {}
         self.idle = threading.Event()
         #: work that must run on the writer thread (purge), with its future
         self._jobs: queue.SimpleQueue[tuple[Callable[[], Any], Future[Any]]] = queue.SimpleQueue()
@@ -298,6 +301,7 @@ class LogsService:
                     os.close(fd)
         for stream, events in self.tailer.poll():
             batches.append((stream.name, events, None))
+        self.behind = self.tailer.behind()
         if self._unstored:  # a batch the index refused last time (disk full…) goes first
             batches = self._unstored + batches
             self._unstored = []
@@ -389,6 +393,7 @@ class LogsService:
             b.add("fastmango_log_index_bytes", self.index.size_bytes())
         if self.tailer is not None:
             b.add("fastmango_log_files", sum(1 for s in self.tailer.streams.values() if s.fd))
+            b.add("fastmango_log_behind_bytes", sum(self.behind.values()))
         return b.samples
 
     async def _publish_loop(self) -> None:
@@ -411,10 +416,17 @@ class LogsService:
         if self._thread is not None:
             out["thread_id"] = self._thread.native_id
         if self.tailer is not None:
+            behind = self.behind
             out["files"] = [
-                {"name": s.name, "offset": s.asm.committed, "open": s.fd is not None}
+                {
+                    "name": s.name,
+                    "offset": s.asm.committed,
+                    "open": s.fd is not None,
+                    "behind": behind.get(s.fp, 0),
+                }
                 for s in list(self.tailer.streams.values())
             ]
+            out["behind_bytes"] = sum(behind.values())
         if self.index is not None:
             out["index"] = self.index.stats()
         if self.redactor is not None:

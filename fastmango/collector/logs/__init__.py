@@ -35,4 +35,11 @@ SPECS: list[MetricSpec] = [
         unit="bytes",
     ),
     MetricSpec("fastmango_log_files", "gauge", "Log files being followed."),
+    MetricSpec(
+        "fastmango_log_behind_bytes",
+        "gauge",
+        "Bytes the app has written to the followed log files that are not indexed yet: "
+        "zero while the agent keeps up, growing while the app logs faster than it reads.",
+        unit="bytes",
+    ),
 ]

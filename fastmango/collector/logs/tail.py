@@ -209,6 +209,19 @@ class Tailer:
     def checkpoints(self) -> dict[str, tuple[str, int]]:
         return {fp: (s.name, s.asm.committed) for fp, s in self.streams.items()}
 
+    def behind(self) -> dict[str, int]:
+        """Bytes each open stream's file holds past what was handed out (by fingerprint):
+        what the writer is ahead of the reader. Zero while the reader keeps up."""
+        out: dict[str, int] = {}
+        for fp, s in self.streams.items():
+            if s.fd is not None:
+                try:
+                    size = os.fstat(s.fd).st_size
+                except OSError:
+                    continue
+                out[fp] = max(0, size - s.asm.committed)
+        return out
+
     def close(self) -> None:
         for s in self.streams.values():
             self._close(s)

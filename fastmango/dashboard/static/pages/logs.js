@@ -14,6 +14,7 @@
     .logs-bar .search { flex: 1 1 360px; font: 13px var(--mono); padding: 7px 10px; border: 1px solid var(--border);
       border-radius: 8px; background: var(--panel); color: var(--text); }
     table.logs td { vertical-align: top; }
+    .logs-behind { color: var(--warn); font-weight: 600; }
     table.logs td.when, table.logs td.src { white-space: nowrap; color: var(--muted); font-size: 12px; }
     table.logs td.text pre { margin: 0; white-space: pre-wrap; word-break: break-word; font: 12px var(--mono); }
     .lv { font: 600 11px var(--mono); padding: 1px 6px; border-radius: 5px; }
@@ -58,6 +59,7 @@
     const pauseBtn = h('button.btn', { type: 'button', 'data-action': 'pause', hidden: true }, 'Pause');
     const info = h('span.small.muted', { 'data-info': 'results' }, '');
     const error = h('div.err', { 'data-error': 'query', hidden: true });
+    const state = h('div.small.muted', { 'data-info': 'index' }, '');
     const tbody = h('tbody');
     const form = h('form.logs-bar', null, input, since, fleetLabel, go, tailBtn, pauseBtn, info);
     const chartEl = h('div.chart', { 'data-chart': 'log-lines' });
@@ -65,7 +67,7 @@
     const results = h('div.card.table', { 'data-card': 'log-results' },
       h('table.list.logs', null, h('thead', null, h('tr', null, h('th', null, 'Time'), h('th', null, 'Level'),
         h('th', null, 'Source'), h('th', null, 'Line'))), tbody));
-    ctx.el.replaceChildren(h('div.card.pad', null, form, error), chartCard, results);
+    ctx.el.replaceChildren(h('div.card.pad', null, form, error, state), chartCard, results);
 
     function showError(msg) {
       error.hidden = !msg;
@@ -161,12 +163,29 @@
         chartEl.textContent = 'No log series yet: ' + e.message;
       }
     }
-    fetch('/api/logs/status', { credentials: 'same-origin' }).then(async (r) => {
-      if (r.status === 404) showError((await r.json()).detail);
-    }).catch(() => {});
+    // the index at a glance, and whether the agent keeps up with the app's log files
+    async function loadState() {
+      try {
+        const r = await fetch('/api/logs/status', { credentials: 'same-origin' });
+        const d = await r.json();
+        if (!alive) return;
+        if (r.status === 404) { showError(d.detail); return; }
+        if (!r.ok) return;
+        const ix = d.index || {};
+        const open = (d.files || []).filter((f) => f.open).length;
+        state.replaceChildren('Index: ' + (ix.lines || 0).toLocaleString('en') + ' lines · ' +
+          FM.fmt(ix.size_bytes || 0, 'bytes') + ' of ' + FM.fmt(ix.max_bytes || 0, 'bytes') +
+          ' · following ' + open + (open === 1 ? ' file' : ' files'));
+        if ((d.behind_bytes || 0) >= 1 << 20) {
+          state.append(' · ', h('span.logs-behind', { 'data-info': 'behind' }, FM.fmt(d.behind_bytes, 'bytes') +
+            ' of the files not indexed yet: the app writes faster than the agent reads'));
+        }
+      } catch (e) { /* the next refresh tries again */ }
+    }
     search();
     loadChart();
-    timer = setInterval(loadChart, 15000);
+    loadState();
+    timer = setInterval(() => { loadChart(); loadState(); }, 15000);
     return {
       range() { loadChart(); },
       unmount() { alive = false; stopTail(); clearInterval(timer); if (chart) chart.destroy(); },
