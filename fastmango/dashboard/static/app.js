@@ -189,6 +189,12 @@
       });
       data.push(spec.x.map(() => t.value));
     }
+    if (spec.x.length === 1) {
+      // one point in time alone (a young agent): a minute either side, where uPlot's
+      // own range for a single second-based time would span years
+      const t = spec.x[0];
+      return [series, data.map((col, i) => (i === 0 ? [t - 60, t, t + 60] : [null, col[0], null]))];
+    }
     return [series, data];
   }
   function signature(spec) {
