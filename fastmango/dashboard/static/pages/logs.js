@@ -175,7 +175,7 @@
         const open = (d.files || []).filter((f) => f.open).length;
         state.replaceChildren('Index: ' + (ix.lines || 0).toLocaleString('en') + ' lines · ' +
           FM.fmt(ix.size_bytes || 0, 'bytes') + ' of ' + FM.fmt(ix.max_bytes || 0, 'bytes') +
-          ' · following ' + open + (open === 1 ? ' file' : ' files'));
+          (open ? ' · following ' + open + (open === 1 ? ' file' : ' files') : ''));
         if ((d.behind_bytes || 0) >= 1 << 20) {
           state.append(' · ', h('span.logs-behind', { 'data-info': 'behind' }, FM.fmt(d.behind_bytes, 'bytes') +
             ' of the files not indexed yet: the app writes faster than the agent reads'));
