@@ -236,23 +236,6 @@ def _sample(raw: Path, out: Path, lines: int) -> int:
     return n
 
 
-def _fts_table(db: sqlite3.Connection, name: str) -> None:
-    """An FTS5 table with the agent's own options (``index.py``)."""
-    from fastmango.agent.logs.index import _FTS_OPTS
-
-    db.execute(f"CREATE VIRTUAL TABLE {name} USING fts5(msg, lv, lg, {_FTS_OPTS})")
-    db.execute(f"INSERT INTO {name}({name}, rank) VALUES('pgsz', 4050)")
-    db.execute(f"INSERT INTO {name}({name}, rank) VALUES('automerge', 16)")
-
-
-def _merge_all(db: sqlite3.Connection, name: str) -> None:
-    while True:  # the agent's merge_step, to the end
-        before = db.total_changes
-        db.execute(f"INSERT INTO {name}({name}, rank) VALUES('merge', -256)")
-        if db.total_changes - before < 2:
-            return
-
-
 def stages(raw: Path, work: Path, lines: int) -> dict[str, Any]:
     """Where ingest time goes, per line, on the first ``lines`` lines: each stage of the
     agent's path, and beside it the *floor* of that stage, the one C-level call it cannot
@@ -268,7 +251,7 @@ def stages(raw: Path, work: Path, lines: int) -> dict[str, Any]:
     import orjson
     import zstandard
 
-    from fastmango.agent.logs.index import LogIndex, encode_block
+    from fastmango.agent.logs.index import LogIndex, create_fts, encode_block, merge_fts
     from fastmango.collector.logs.parse import _ISO0
     from fastmango.collector.logs.tail import Tailer
     from fastmango.redact import Redactor
@@ -300,8 +283,8 @@ def stages(raw: Path, work: Path, lines: int) -> dict[str, Any]:
     fdb.execute("PRAGMA synchronous=NORMAL")
     fdb.execute("CREATE TEMP TABLE st(id INTEGER PRIMARY KEY, msg TEXT, lv TEXT, lg TEXT)")
     fdb.execute("CREATE TEMP TABLE sg(id INTEGER PRIMARY KEY, msg TEXT, lv TEXT, lg TEXT)")
-    _fts_table(fdb, "f")
-    _fts_table(fdb, "g")  # 16 lines per row: what grouping rows would save FTS5
+    create_fts(fdb, "f")  # the agent's own table
+    create_fts(fdb, "g")  # 16 lines per row: what grouping rows would save FTS5
     grouped = [0.0, 0.0]
     g_ids = itertools.count(1)
     zc = zstandard.ZstdCompressor(level=1)
@@ -384,10 +367,12 @@ def stages(raw: Path, work: Path, lines: int) -> dict[str, Any]:
     us["index merge"] = clock() - t0
     index.close()
     t0 = clock()
-    _merge_all(fdb, "f")
+    while merge_fts(fdb, "f"):  # as the agent's merge_step, to the end
+        pass
     floor["index merge"] = clock() - t0
     t0 = clock()
-    _merge_all(fdb, "g")
+    while merge_fts(fdb, "g"):
+        pass
     grouped[1] = clock() - t0
     fdb.close()
     for path in (sample, *paths):

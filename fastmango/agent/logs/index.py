@@ -172,6 +172,25 @@ def _decode_raw(first_id: int, raw: bytes) -> Block:
     return Block(first_id, ts, levels, sources, texts)
 
 
+def create_fts(db: sqlite3.Connection, name: str) -> None:
+    """A segment's full-text table: contentless, 4 KB pages, b-trees merged 16 at a
+    time as they are written (64 waiting forces a merge)."""
+    db.execute(f"CREATE VIRTUAL TABLE IF NOT EXISTS {name} USING fts5(msg, lv, lg, {_FTS_OPTS})")
+    db.execute(f"INSERT INTO {name}({name}, rank) VALUES('pgsz', 4050)")
+    db.execute(f"INSERT INTO {name}({name}, rank) VALUES('automerge', 16)")
+    db.execute(f"INSERT INTO {name}({name}, rank) VALUES('crisismerge', 64)")
+
+
+def merge_fts(db: sqlite3.Connection, name: str, pages: int = 256) -> bool:
+    """One step (about ``pages`` pages written) of merging the table's b-trees into one,
+    over all levels, as ``optimize`` would. Returns whether work was done: FTS5's
+    documented signal is a change count up by two or more (more may be left); by less,
+    the b-trees are merged."""
+    before = db.total_changes
+    db.execute(f"INSERT INTO {name}({name}, rank) VALUES('merge', ?)", (-pages,))
+    return db.total_changes - before >= 2
+
+
 class Ingestor:
     """Parses events into (ts, level code, logger, index text) through the parser's fast
     path (one anchored match per line for the common shapes)."""
@@ -306,12 +325,7 @@ class LogIndex:
     def _segment(self, now: float) -> int:
         if self._seg is None or self._seg[1] >= self.segment_lines or (now - self._seg[2] > 86400):
             seg = (self._seg[0] + 1) if self._seg else 1
-            self.db.execute(
-                f"CREATE VIRTUAL TABLE IF NOT EXISTS fts_{seg} USING fts5(msg, lv, lg, {_FTS_OPTS})"
-            )
-            self.db.execute(f"INSERT INTO fts_{seg}(fts_{seg}, rank) VALUES('pgsz', 4050)")
-            self.db.execute(f"INSERT INTO fts_{seg}(fts_{seg}, rank) VALUES('automerge', 16)")
-            self.db.execute(f"INSERT INTO fts_{seg}(fts_{seg}, rank) VALUES('crisismerge', 64)")
+            create_fts(self.db, f"fts_{seg}")
             self.db.execute(
                 "INSERT INTO segments VALUES (?,?,?,?,?)",
                 (seg, self.next_id, self.next_id - 1, 0, now),
@@ -497,20 +511,13 @@ class LogIndex:
         idle. Returns whether merge work is left."""
         while self.unmerged:
             seg = min(self.unmerged)
-            before = self.db.total_changes
             try:
-                self.db.execute(
-                    f"INSERT INTO fts_{seg}(fts_{seg}, rank) VALUES('merge', ?)", (-pages,)
-                )
+                if merge_fts(self.db, f"fts_{seg}", pages):
+                    return True
             except sqlite3.Error as exc:
                 if "no such table" not in str(exc):  # (not: dropped by retention meanwhile)
                     self.unmerged.discard(seg)  # say it once; the next batch tries again
                     raise
-            else:
-                # FTS5's documented signal: a change count up by two or more means merge
-                # work was done (and more may be left); by less, the b-trees are merged
-                if self.db.total_changes - before >= 2:
-                    return True
             self.unmerged.discard(seg)  # nothing left to merge there
         return False
 
