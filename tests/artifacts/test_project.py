@@ -85,6 +85,18 @@ def test_dns_name(text: str, want: str) -> None:
     assert dns_name(text) == want
 
 
+@pytest.mark.parametrize(
+    "value",
+    [{"A\u2028": None}, {"k\u2029": 1}, "x\n\u2028y", "a\u2029b", "x\n\x85y"],
+)
+def test_yaml_line_separators_read_back(value: object) -> None:
+    """U+2028/U+2029 and NEL are line breaks to a YAML 1.1 reader: escaped, never raw."""
+    doc = {"k": value}
+    text = dump(doc)
+    assert yaml.safe_load(text) == doc
+    assert YAML(typ="safe", pure=True).load(text) == doc
+
+
 @settings(max_examples=150, deadline=None)
 @given(
     st.recursive(

@@ -24,6 +24,11 @@ _SPECIAL = re.compile(
 )
 
 
+#: what YAML 1.1 readers (PyYAML) also take for a line break, beside \n and \r: never
+#: written raw, in a quoted scalar or a literal block
+_BREAKS = "\x85\u2028\u2029"
+
+
 def _printable(ch: str) -> bool:
     c = ord(ch)
     return (
@@ -40,7 +45,7 @@ def _quoted(text: str) -> str:
     body = json.dumps(text, ensure_ascii=False)[1:-1]
     out = []
     for ch in body:
-        if _printable(ch) and ch not in "\u0085":
+        if _printable(ch) and ch not in _BREAKS:
             out.append(ch)
         else:
             c = ord(ch)
@@ -85,7 +90,7 @@ def _is_block(value: Any) -> bool:
         and not value.startswith((" ", "\n"))
         and not value.endswith("\n\n")
         and "\r" not in value
-        and all(_printable(ch) and ch != "\x85" for ch in value)
+        and all(_printable(ch) and ch not in _BREAKS for ch in value)
         and not any(line != line.rstrip() or "\t" in line for line in value.split("\n"))
     )
 
